@@ -126,6 +126,7 @@ class EmulatorState:
         self.trusted_certificates_pem: list[bytes] = []
         self.oauth_clients: dict[str, OAuthClient] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
+        self.used_certificate_payloads: dict[str, float] = {}  # v2 payload digest -> forget after (epoch s)
         self.workspaces: dict[str, Workspace] = {}
         self.models: dict[str, Model] = {}
         self.counters: dict[str, int] = {}  # request counters by name, read by tests and benchmarks
@@ -161,6 +162,42 @@ class EmulatorState:
         if token is None or token.revoked or token.expires_at <= self.clock():
             return None
         return token
+
+    def extend_token(self, token: Token) -> Token:
+        """Restart ``token``'s lifetime from now (Anaplan's refresh keeps the value and moves the expiry)."""
+        token.expires_at = self.clock() + self.token_ttl
+        return token
+
+    def revoke_token(self, token: Token) -> None:
+        """Invalidate ``token`` at once (logout)."""
+        token.revoked = True
+
+    def issue_refresh_token(self, client: OAuthClient, user_id: str) -> RefreshToken:
+        """Create an OAuth refresh token; rotatable clients' tokens expire after the client's refresh-token TTL."""
+        expires = self.clock() + client.refresh_token_ttl if client.rotatable else None
+        grant = RefreshToken(secrets.token_urlsafe(32), client.client_id, user_id, expires)
+        self.refresh_tokens[grant.value] = grant
+        return grant
+
+    def live_refresh_token(self, value: str, client_id: str) -> RefreshToken | None:
+        """The refresh token with this value if it belongs to ``client_id``, is unused and has not expired."""
+        grant = self.refresh_tokens.get(value)
+        if grant is None or grant.client_id != client_id or grant.used:
+            return None
+        if grant.expires_at is not None and grant.expires_at <= self.clock():
+            return None
+        return grant
+
+    def claim_certificate_payload(self, digest: str, forget_after: float) -> bool:
+        """Record a signed v2 certificate payload; False when it was already used (a replay)."""
+        now = self.clock()
+        for seen, until in list(self.used_certificate_payloads.items()):
+            if until < now:
+                del self.used_certificate_payloads[seen]
+        if digest in self.used_certificate_payloads:
+            return False
+        self.used_certificate_payloads[digest] = forget_after
+        return True
 
     # ----------------------------------------------------------------- model objects
     def workspace_models(self, workspace_id: str) -> list[Model]:
@@ -245,7 +282,9 @@ def _model_from_seed(entry: dict[str, Any], workspace_id: str) -> Model:
         model.exports[exp["id"]] = wire
         model.export_metadata[exp["id"]] = _export_metadata(exp)
         # An export's output file has the export's id and appears in the model's file list.
-        model.files.setdefault(exp["id"], {"id": exp["id"], "name": exp["name"], "chunkCount": 0, "firstDataRow": 0, "headerRow": 0})
+        model.files.setdefault(
+            exp["id"], {"id": exp["id"], "name": exp["name"], "chunkCount": 0, "firstDataRow": 0, "headerRow": 0}
+        )
     for proc in entry.get("processes", []):
         model.processes[proc["id"]] = {"id": proc["id"], "name": proc["name"]}
         model.process_actions[proc["id"]] = list(proc.get("actions", []))

@@ -54,7 +54,9 @@ async def client(app: EmulatorApp) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def login(client: httpx.AsyncClient, email: str = DEFAULT_USER_EMAIL, password: str = DEFAULT_USER_PASSWORD) -> str:
+async def login(
+    client: httpx.AsyncClient, email: str = DEFAULT_USER_EMAIL, password: str = DEFAULT_USER_PASSWORD
+) -> str:
     """Authenticate with basic auth and return the token value."""
     response = await client.post("/token/authenticate", headers=basic_header(email, password))
     assert response.status_code == 201, response.text
