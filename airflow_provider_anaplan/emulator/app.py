@@ -54,6 +54,7 @@ class EmulatorApp:
     def __init__(self, state: EmulatorState, faults: FaultInjector | None = None) -> None:
         self.state = state
         self.faults = faults or FaultInjector()
+        self.faults.attach(state)  # the injector counts its faults in state.counters
         self.router = Router()
         auth.register(self.router, state)
         integration.register(self.router, state)

@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 DEFAULT_TOKEN_TTL = 2100.0  # seconds: Anaplan tokens live 35 minutes
 DEFAULT_REFRESH_TOKEN_TTL = 43_000.0  # seconds: Anaplan's default lifetime of a rotatable OAuth refresh token
 DEFAULT_USER_EMAIL = "demo@anaplan.example"
@@ -103,6 +105,7 @@ class Model:
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)
     process_actions: dict[str, list[str]] = field(default_factory=dict)  # process id -> ordered action ids
     actions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    is_open: bool = False  # what GET .../status reports: "Open" or "Closed"
 
 
 @dataclass
@@ -140,6 +143,13 @@ class EmulatorState:
         user = User(id=kwargs.pop("id", None) or new_hex_id(), email=email, password=password, **kwargs)
         self.users[email.lower()] = user
         return user
+
+    def add_trusted_certificate(self, pem: bytes | str) -> int:
+        """Trust the certificate(s) in ``pem`` for CACertificate logins; returns how many; ValueError if none."""
+        raw = pem.encode("ascii") if isinstance(pem, str) else pem
+        certificates = x509.load_pem_x509_certificates(raw)  # ValueError when there is no PEM certificate
+        self.trusted_certificates_pem.append(raw)
+        return len(certificates)
 
     def user_by_id(self, user_id: str) -> User | None:
         return next((u for u in self.users.values() if u.id == user_id), None)
@@ -203,6 +213,23 @@ class EmulatorState:
     def workspace_models(self, workspace_id: str) -> list[Model]:
         workspace = self.workspaces.get(workspace_id)
         return [self.models[m] for m in workspace.model_ids] if workspace else []
+
+    def find_model(self, model_id: str, workspace_id: str | None = None) -> Model | None:
+        """The model with this id; when ``workspace_id`` is given, only if the model lives in that workspace."""
+        model = self.models.get(model_id)
+        if model is None or (workspace_id is not None and model.workspace_id != workspace_id):
+            return None
+        return model
+
+    def delete_model(self, model_id: str) -> bool:
+        """Remove a model and everything in it; False when there is no such model."""
+        model = self.models.pop(model_id, None)
+        if model is None:
+            return False
+        workspace = self.workspaces.get(model.workspace_id)
+        if workspace is not None and model_id in workspace.model_ids:
+            workspace.model_ids.remove(model_id)
+        return True
 
     # ----------------------------------------------------------------- seeding
     @classmethod
@@ -270,6 +297,7 @@ def _model_from_seed(entry: dict[str, Any], workspace_id: str) -> Model:
         active_state=entry.get("activeState", "UNLOCKED"),
         category_values=entry.get("categoryValues", []),
         details=entry.get("details", {}),
+        is_open=bool(entry.get("open", False)),
     )
     for f in entry.get("files", []):
         model.files[f["id"]] = {**_FILE_DEFAULTS, **{k: v for k, v in f.items() if not k.startswith("_")}}
@@ -334,3 +362,43 @@ def default_seed() -> dict[str, Any]:
 def load_seed_file(path: str | Path) -> dict[str, Any]:
     """Read a seed document from a JSON file."""
     return json.loads(Path(path).read_text("utf-8"))
+
+
+BULK_WORKSPACE_ID = "8a81b01c5b6c4d7e8f9a0b1c2d3e4f5a"
+
+
+def bulk_seed(*, models: int = 0, objects: int = 0, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A seed with a large extra workspace, for paging tests and benchmarks.
+
+    It is ``base`` (the bundled seed by default) plus a workspace "Bulk Load" with ``max(models, 1)`` models; the first
+    of them holds ``objects`` each of files, imports (one per file), exports, processes and actions.
+    """
+    seed = json.loads(json.dumps(base)) if base is not None else default_seed()
+    bulk_models: list[dict[str, Any]] = []
+    for index in range(max(models, 1)):
+        bulk_models.append({"id": f"B0{index:030X}", "name": f"Bulk Model {index:05d}", "activeState": "UNLOCKED"})
+    first = bulk_models[0]
+    first["files"] = [{"id": f"113{i:09d}", "name": f"Bulk File {i:05d}.csv"} for i in range(objects)]
+    first["imports"] = [
+        {
+            "id": f"112{i:09d}",
+            "name": f"Bulk Import {i:05d}",
+            "importType": "MODULE_DATA",
+            "importDataSourceId": f"113{i:09d}",
+            "headerNames": ["Code", "Value"],
+        }
+        for i in range(objects)
+    ]
+    first["exports"] = [
+        {"id": f"116{i:09d}", "name": f"Bulk Export {i:05d}.csv", "exportType": "TABULAR_MULTI_COLUMN"}
+        for i in range(objects)
+    ]
+    first["processes"] = [
+        {"id": f"118{i:09d}", "name": f"Bulk Process {i:05d}", "actions": [f"112{i:09d}"]} for i in range(objects)
+    ]
+    first["actions"] = [
+        {"id": f"117{i:09d}", "name": f"Bulk Action {i:05d}", "actionType": "DELETE_BY_SELECTION"}
+        for i in range(objects)
+    ]
+    seed.setdefault("workspaces", []).append({"id": BULK_WORKSPACE_ID, "name": "Bulk Load", "models": bulk_models})
+    return seed
