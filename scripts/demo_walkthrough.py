@@ -5,12 +5,13 @@ Run by ``./scripts/demo`` with the Airflow 3.3.2 venv's Python. Exits non-zero o
     python scripts/demo_walkthrough.py                   # start and stop a private emulator
     python scripts/demo_walkthrough.py --url http://...  # use an emulator that is already running
 
-It speaks the Anaplan wire protocol with plain httpx (basic auth, then ``AnaplanAuthToken``).
+It speaks to the emulator through the provider's own async client, ``AnaplanClient`` (basic auth).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import os
 import re
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
+from airflow_provider_anaplan.client import AnaplanClient, AnaplanError, BasicAuth
 
 DEFAULT_EMAIL = "demo@anaplan.example"
 DEFAULT_PASSWORD = "emulator-password"  # noqa: S105 - the emulator's documented demo credential
@@ -92,38 +93,30 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.wait(timeout=10)
 
 
-def get_json(client: httpx.Client, path: str) -> dict:
-    response = client.get(path)
-    if response.status_code != 200:
-        raise DemoError(f"GET {path} answered {response.status_code}: {response.text[:500]}")
-    return response.json()
-
-
-def walkthrough(base_url: str, email: str, password: str) -> None:
+async def walkthrough_async(base_url: str, email: str, password: str) -> None:
     """Log in with basic auth, then print every workspace, model and model object."""
-    with httpx.Client(base_url=base_url, timeout=10.0) as client:
-        response = client.post("/token/authenticate", auth=(email, password))
-        if response.status_code != 201:
-            raise DemoError(f"POST /token/authenticate answered {response.status_code}: {response.text[:500]}")
-        token = response.json()["tokenInfo"]["tokenValue"]
-        client.headers["Authorization"] = f"AnaplanAuthToken {token}"
+    async with AnaplanClient(BasicAuth(email, password), base_url=base_url, timeout=10.0) as client:
+        await client.get_current_user()  # the first call logs in
         print(f"Logged in to {base_url} as {email}.")
 
-        workspaces = get_json(client, "/2/0/workspaces").get("workspaces", [])
+        workspaces = await client.list_workspaces()
         print(f"\n{len(workspaces)} workspace(s):")
         for workspace in workspaces:
-            wid = workspace["id"]
-            print(f"- workspace {workspace.get('name', '?')!r} ({wid})")
-            models = get_json(client, f"/2/0/workspaces/{wid}/models").get("models", [])
+            print(f"- workspace {workspace.name!r} ({workspace.id})")
+            models = await client.list_models(workspace.id)
             for model in models:
-                mid = model["id"]
-                print(f"  - model {model.get('name', '?')!r} ({mid}), {model.get('activeState', '?')}")
+                print(f"  - model {model.name!r} ({model.id}), {model.active_state or '?'}")
                 for kind in MODEL_OBJECTS:
-                    items = get_json(client, f"/2/0/workspaces/{wid}/models/{mid}/{kind}").get(kind, [])
-                    names = ", ".join(repr(item.get("name", item.get("id"))) for item in items) or "-"
+                    items = await getattr(client, f"list_{kind}")(model.id, workspace.id)
+                    names = ", ".join(repr(item.name) for item in items) or "-"
                     print(f"      {kind:<9} ({len(items)}): {names}")
             if not models:
                 print("  (no models)")
+
+
+def walkthrough(base_url: str, email: str, password: str) -> None:
+    """Run the walk-through to completion on a fresh event loop."""
+    asyncio.run(walkthrough_async(base_url, email, password))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with running_emulator(args.startup_timeout) as url:
                 walkthrough(url, args.email, args.password)
-    except (DemoError, httpx.HTTPError, KeyError, ValueError) as exc:
+    except (DemoError, AnaplanError, KeyError, ValueError) as exc:
         print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"\nDemo finished in {time.monotonic() - started:.1f}s.")

@@ -1,0 +1,456 @@
+"""The HTTP layer: one httpx client per event loop, tokens from the cache, retries by rule, errors mapped to errors.py.
+
+Retry rule (why ``RetryClass`` exists): a request that cannot start work twice (``SAFE``) is retried after a 401 (with
+a new token), a 429, a connection that failed before anything was sent, a 500/502/503/504, a timeout, a reset or a lost
+response. A request that starts work (``ACTION``: ``POST …/tasks``, the ALM task and revision POSTs, ``/oauth/token``)
+is replayed only when Anaplan cannot have acted on it (401, 429, connection failed before sending); after a 5xx, a
+timeout, a reset or a lost response it may or may not have started, so the caller must reconcile instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import re
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from .auth import AnaplanAuth, Token, TokenCache, token_cache
+from .errors import (
+    AnaplanError,
+    AnaplanTimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    ModelStateError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from .settings import ClientSettings
+
+log = logging.getLogger("airflow_provider_anaplan.client")
+
+USER_AGENT = "airflow-provider-anaplan"
+PAGE_LIMIT = 5000  # the most items Anaplan returns in one page
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class RetryClass(enum.Enum):
+    """Whether a request may be sent again after an answer that leaves its effect unknown."""
+
+    SAFE = "safe"  # idempotent: retried after 401, 429, connect failures, 5xx, timeouts, resets, lost responses
+    ACTION = "action"  # starts work: replayed only after 401, 429 or a connection that failed before sending
+
+
+_SAFE_POST = re.compile(r"(/files/[^/]+|/complete|/token/authenticate|/token/refresh)/?$")
+
+
+def classify(method: str, path: str) -> RetryClass:
+    """The retry class of a request by method and path; an unknown POST counts as an ACTION (never double-run)."""
+    method = method.upper()
+    if method in ("GET", "HEAD", "OPTIONS", "DELETE", "PUT"):
+        return RetryClass.SAFE
+    if method == "POST" and _SAFE_POST.search(path):
+        return RetryClass.SAFE
+    return RetryClass.ACTION
+
+
+_ERROR_CLASSES: dict[int, type[AnaplanError]] = {
+    400: InvalidInputError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    405: InvalidInputError,
+    406: InvalidInputError,
+    409: ConflictError,
+    410: ModelStateError,
+    422: ModelStateError,
+    423: ModelStateError,
+    424: PermissionDeniedError,
+    429: RateLimitedError,
+}
+
+_HINTS: dict[int, str] = {
+    401: "check the credentials (Anaplan refused them or the token)",
+    403: "the user's role lacks the permission for this call",
+    404: "a wrong id, an expired object, or a model the user cannot access (Anaplan answers 404 for each)",
+    409: "the model or object is busy, or the request conflicts with work already running",
+    410: "the object is gone",
+    422: "the model cannot accept this now (archived?)",
+    423: "the model is locked",
+    424: "the user's role lacks the permission for this call",
+}
+
+
+def anaplan_message(response: httpx.Response) -> str | None:
+    """Anaplan's own message from any of its error body shapes (Integration, auth service, OAuth), else None."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    status = body.get("status")
+    if isinstance(status, dict) and isinstance(status.get("message"), str):
+        return status["message"]
+    if isinstance(body.get("statusMessage"), str):
+        return body["statusMessage"]
+    if isinstance(body.get("error"), str):
+        description = body.get("error_description")
+        return f"{body['error']}: {description}" if isinstance(description, str) and description else body["error"]
+    if isinstance(body.get("message"), str):
+        return body["message"]
+    return None
+
+
+def _reconcile_hint(path: str) -> str:
+    if path.rstrip("/").endswith("/oauth/token"):
+        return "the refresh token may or may not have been spent: re-read the stored refresh token before trying again"
+    return (
+        "the action may or may not have started: reconcile by listing the action's tasks "
+        "(GET …/tasks) before running it again"
+    )
+
+
+def error_for_response(response: httpx.Response, method: str, path: str, note: str = "") -> AnaplanError:
+    """The error for a non-success answer, carrying the status, Anaplan's message, the method and the path."""
+    status = response.status_code
+    message = anaplan_message(response)
+    if status in _ERROR_CLASSES:
+        cls = _ERROR_CLASSES[status]
+    elif status >= 500:
+        cls = ServerError
+    else:
+        cls = AnaplanError
+    reason = response.reason_phrase or ""
+    text = f"{method} {path} failed with HTTP {status}{' ' + reason if reason else ''}"
+    if message:
+        text += f": {message}"
+    hint = _HINTS.get(status)
+    if hint:
+        text += f" ({hint})"
+    if note:
+        text += f"; {note}"
+    return cls(text, status=status, anaplan_message=message, method=method, path=path)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date), or None when absent/unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+class _Failure(enum.Enum):
+    CONNECT = "the connection failed before the request was sent"
+    TIMEOUT = "the request timed out"
+    LOST = "the connection was reset or the response was lost"
+
+
+class Transport:
+    """Authenticated requests to Anaplan with retries, backoff and error mapping; usable from any event loop.
+
+    Loop-bound state (the ``httpx.AsyncClient``) is created per event loop, so one Transport can serve several
+    ``asyncio.run`` calls in a row; ``aclose()`` closes the current loop's client.
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings | None = None,
+        auth: AnaplanAuth | None = None,
+        *,
+        tokens: TokenCache | None = None,
+    ) -> None:
+        if auth is None:
+            raise ConfigurationError(
+                "Missing credentials: give BasicAuth, CertificateAuth, OAuthRefreshTokenAuth or StaticTokenAuth"
+            )
+        if not isinstance(auth, AnaplanAuth):
+            raise ConfigurationError(f"auth must be an AnaplanAuth, got {type(auth).__name__}")
+        self.settings = settings or ClientSettings()
+        self.auth = auth
+        self.tokens = tokens or token_cache
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._mutex = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Transport(api={self.settings.api_url!r}, auth={self.auth!r})"
+
+    # ----------------------------------------------------------------- per-loop httpx client
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        with self._mutex:
+            client = self._clients.get(loop)
+            if client is None or client.is_closed:
+                s = self.settings
+                client = httpx.AsyncClient(
+                    transport=s.transport,
+                    proxy=s.proxy,
+                    verify=s.verify,
+                    timeout=s.timeout,
+                    follow_redirects=False,
+                    headers={"User-Agent": USER_AGENT},
+                )
+                self._clients[loop] = client
+            return client
+
+    async def aclose(self) -> None:
+        """Close this event loop's HTTP client (tokens stay in the process-wide cache)."""
+        loop = asyncio.get_running_loop()
+        with self._mutex:
+            client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # ----------------------------------------------------------------- URLs
+    def url(self, path_or_url: str) -> str:
+        """An absolute URL: as given when it has a scheme, else relative to ``{api_url}/2/0/``."""
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return f"{self.settings.api_base}/{path_or_url.lstrip('/')}"
+
+    # ----------------------------------------------------------------- requests
+    async def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        retry: RetryClass | None = None,
+    ) -> httpx.Response:
+        """Send an authenticated request and return the successful response; raise an AnaplanError otherwise.
+
+        ``retry`` defaults to :func:`classify` of the method and path.
+        """
+        return await self._send(
+            method, path_or_url, params=params, json=json, content=content, headers=headers, retry=retry, auth=True
+        )
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+        retry: RetryClass | None = None,
+    ) -> httpx.Response:
+        """An unauthenticated request (the auth service and OAuth), with the same retries and error mapping."""
+        return await self._send(
+            method, url, params=None, json=json, content=None, headers=headers, retry=retry, auth=False
+        )
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET a JSON object (retried as SAFE)."""
+        response = await self.request("GET", path, params=params)
+        return self.json_of(response)
+
+    @staticmethod
+    def json_of(response: httpx.Response) -> dict[str, Any]:
+        """The JSON object in a response; ProtocolError when it is something else ({} for an empty body)."""
+        method, path = response.request.method, response.request.url.path
+        if not response.content.strip():
+            return {}
+        try:
+            body = response.json()
+        except ValueError:
+            raise ProtocolError(
+                f"{method} {path} answered HTTP {response.status_code} with a body that is not JSON",
+                status=response.status_code,
+                method=method,
+                path=path,
+            ) from None
+        if not isinstance(body, dict):
+            raise ProtocolError(
+                f"{method} {path} answered a JSON {type(body).__name__}, not an object",
+                status=response.status_code,
+                method=method,
+                path=path,
+            )
+        return body
+
+    async def paginate(
+        self, path: str, key: str, params: dict[str, Any] | None = None, limit: int = PAGE_LIMIT
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every item under ``key`` across pages, striding by the server's ``currentPageSize`` to ``totalSize``.
+
+        A page without ``key`` has no items (Anaplan drops the key of an empty collection).
+        """
+        offset = 0
+        while True:
+            body = await self.get_json(path, {**(params or {}), "offset": offset, "limit": limit})
+            items = body.get(key) or []
+            if not isinstance(items, list):
+                raise ProtocolError(f"GET {httpx.URL(self.url(path)).path}: {key!r} is not a list", method="GET")
+            for item in items:
+                yield item
+            paging = (body.get("meta") or {}).get("paging") or {}
+            page_size = paging.get("currentPageSize", len(items))
+            total = paging.get("totalSize")
+            if not isinstance(page_size, int) or page_size <= 0 or not isinstance(total, int):
+                return
+            offset += page_size
+            if offset >= total:
+                return
+
+    # ----------------------------------------------------------------- the retry loop
+    def _backoff(self, retry_number: int) -> float:
+        s = self.settings
+        delay = min(s.backoff_cap, s.backoff_base * 2 ** (retry_number - 1))
+        return delay * (1 - s.jitter * random.random())  # noqa: S311 - jitter, not cryptography
+
+    async def _send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict[str, Any] | None,
+        json: Any,
+        content: bytes | None,
+        headers: dict[str, str] | None,
+        retry: RetryClass | None,
+        auth: bool,
+    ) -> httpx.Response:
+        s = self.settings
+        method = method.upper()
+        url = self.url(path_or_url)
+        try:
+            path = httpx.URL(url).path
+        except httpx.InvalidURL:
+            raise InvalidInputError(f"Not a valid URL or path: {path_or_url!r}") from None
+        retry = retry or classify(method, path)
+        client = self._client()
+        started = time.monotonic()
+        slept = 0.0
+        attempt = 0
+        retries = 0
+        replayed_401 = False
+        stale: Token | None = None
+        while True:
+            attempt += 1
+            token: Token | None = None
+            request_headers = {"Accept": "application/json", **(headers or {})}
+            if auth:
+                token = await self.tokens.get(self.auth, self, stale=stale)
+                stale = None
+                request_headers["Authorization"] = f"AnaplanAuthToken {token.value}"
+            body = json() if callable(json) else json
+            failure: _Failure | None = None
+            response: httpx.Response | None = None
+            try:
+                request = client.build_request(
+                    method, url, params=params, json=body, content=content, headers=request_headers
+                )
+                response = await client.send(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError):
+                failure = _Failure.CONNECT
+            except httpx.TimeoutException:
+                failure = _Failure.TIMEOUT
+            except (httpx.NetworkError, httpx.RemoteProtocolError):
+                failure = _Failure.LOST
+            except httpx.HTTPError as exc:  # a local problem (bad URL scheme, protocol misuse): not worth a retry
+                raise TransportError(
+                    f"{method} {path} could not be sent: {type(exc).__name__}", method=method, path=path
+                ) from None
+            except httpx.InvalidURL:
+                raise InvalidInputError(f"Not a valid URL or path: {path_or_url!r}") from None
+
+            retry_after: float | None = None
+            if response is not None:
+                status = response.status_code
+                if status < 400:
+                    return response
+                if status == 401 and auth and not replayed_401 and token is not None:
+                    # A refused token: re-create it (single-flight) and replay once; not counted as an attempt.
+                    replayed_401 = True
+                    stale = token
+                    attempt -= 1
+                    log.info("%s %s answered 401; obtaining a new token and replaying once", method, path)
+                    continue
+                if status == 429:
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), s.clock())
+                elif status not in RETRYABLE_STATUSES:
+                    raise error_for_response(response, method, path)
+                elif retry is RetryClass.ACTION:
+                    raise error_for_response(response, method, path, _reconcile_hint(path))
+                reason = f"HTTP {status}"
+            else:
+                assert failure is not None
+                if failure is not _Failure.CONNECT and retry is RetryClass.ACTION:
+                    raise self._failure_error(failure, method, path, _reconcile_hint(path))
+                reason = failure.value
+
+            delay = retry_after if retry_after is not None else self._backoff(retries + 1)
+            elapsed = max(time.monotonic() - started, slept)
+            if attempt >= s.max_attempts or elapsed + delay > s.max_retry_time:
+                why = (
+                    f"gave up after {attempt} attempt(s)"
+                    if attempt >= s.max_attempts
+                    else f"gave up: waiting {delay:.1f} s more would pass max_retry_time ({s.max_retry_time:g} s)"
+                )
+                if response is not None:
+                    raise error_for_response(response, method, path, why)
+                assert failure is not None
+                raise self._failure_error(failure, method, path, why)
+            retries += 1
+            log.warning(
+                "%s %s: %s; retry %d of %d in %.2f s%s",
+                method,
+                path,
+                reason,
+                retries,
+                s.max_attempts - 1,
+                delay,
+                " (as Retry-After asks)" if retry_after is not None else "",
+            )
+            await s.sleep(delay)
+            slept += delay
+
+    @staticmethod
+    def _failure_error(failure: _Failure, method: str, path: str, note: str) -> AnaplanError:
+        cls = AnaplanTimeoutError if failure is _Failure.TIMEOUT else TransportError
+        return cls(f"{method} {path} failed: {failure.value}; {note}", method=method, path=path)
+
+
+__all__ = [
+    "PAGE_LIMIT",
+    "RetryClass",
+    "Transport",
+    "anaplan_message",
+    "classify",
+    "error_for_response",
+    "parse_retry_after",
+]

@@ -1,0 +1,490 @@
+"""The transport against the emulator: settings, URLs, error mapping, paging, Retry-After, and the retry rule for SAFE
+and ACTION requests through injected 429s, 5xx answers, connection failures, resets, dropped responses and timeouts."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from airflow_provider_anaplan.client._transport import (
+    RetryClass,
+    Transport,
+    anaplan_message,
+    classify,
+    parse_retry_after,
+)
+from airflow_provider_anaplan.client.auth import BasicAuth, OAuthRefreshTokenAuth, StaticTokenAuth, token_cache
+from airflow_provider_anaplan.client.errors import (
+    AnaplanError,
+    AnaplanTimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    ModelStateError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from airflow_provider_anaplan.client.settings import ClientSettings
+from airflow_provider_anaplan.emulator import DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD, EmulatorApp
+from airflow_provider_anaplan.emulator._asgi import Request, Response, json_response
+from airflow_provider_anaplan.emulator.auth import require_user
+
+from .conftest import BASE, FakeClock, RecordingSleep, make_settings
+
+PROBE = "/2/0/__probe"
+ACTION_PATH = "__probe/imports/112000000001/tasks"  # ends in /tasks: an ACTION
+PAGE_CAP = 1000  # the probe list answers at most this many items per page, whatever the limit asks
+
+
+class Probe:
+    """Test-only routes on the emulator that count their calls and can misbehave on demand."""
+
+    def __init__(self, app: EmulatorApp, clock: FakeClock) -> None:
+        self.calls: dict[str, int] = {}
+        self.script: dict[str, list[Response]] = {}  # name -> responses to give before answering normally
+        self.total_items = 12_345
+        state = app.state
+
+        def handler(name: str, ok: Callable[[Request], Response]) -> Callable[[Request], Any]:
+            async def handle(request: Request) -> Response:
+                require_user(state, request)
+                self.calls[name] = self.calls.get(name, 0) + 1
+                queued = self.script.get(name)
+                if queued:
+                    return queued.pop(0)
+                return ok(request)
+
+            return handle
+
+        def items(request: Request) -> Response:
+            offset, limit = int(request.arg("offset", "0") or 0), int(request.arg("limit", "20") or 20)
+            page = [{"id": str(i)} for i in range(offset, min(offset + min(limit, PAGE_CAP), self.total_items))]
+            body: dict[str, Any] = {
+                "meta": {"paging": {"currentPageSize": len(page), "offset": offset, "totalSize": self.total_items}}
+            }
+            if page:
+                body["items"] = page
+            return json_response(body)
+
+        app.router.add("GET", f"{PROBE}/items", handler("items", items))
+        app.router.add("GET", f"{PROBE}/thing", handler("thing", lambda r: json_response({"thing": {"ok": True}})))
+        app.router.add(
+            "POST",
+            f"/2/0/{ACTION_PATH}",
+            handler("action", lambda r: json_response({"task": {"taskId": "ABCDEF0123456789ABCDEF0123456789"}})),
+        )
+
+    def queue(self, name: str, *responses: Response) -> None:
+        self.script.setdefault(name, []).extend(responses)
+
+
+@pytest.fixture
+def probe(app: EmulatorApp, clock: FakeClock) -> Probe:
+    return Probe(app, clock)
+
+
+def error_body(status: int, message: str) -> Response:
+    return json_response({"status": {"code": status, "message": message}, "path": "/x"}, status)
+
+
+async def run_action(transport: Transport) -> dict[str, Any]:
+    return Transport.json_of(await transport.request("POST", ACTION_PATH, json={"localeName": "en_US"}))
+
+
+# --------------------------------------------------------------------------------------------------- settings
+def test_settings_defaults_are_anaplan_production_hosts() -> None:
+    s = ClientSettings()
+    assert (s.auth_url, s.api_url, s.oauth_url) == (
+        "https://auth.anaplan.com",
+        "https://api.anaplan.com",
+        "https://us1a.app.anaplan.com",
+    )
+    assert s.api_base == "https://api.anaplan.com/2/0"
+
+
+def test_settings_base_url_sets_every_host_not_given() -> None:
+    s = ClientSettings(base_url="http://localhost:8080/", auth_url="https://auth.example.com")
+    assert (s.auth_url, s.api_url, s.oauth_url) == (
+        "https://auth.example.com",
+        "http://localhost:8080",
+        "http://localhost:8080",
+    )
+    assert dataclasses.replace(s, max_attempts=2).api_url == "http://localhost:8080"
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"api_url": "https://api.anaplan.com/2/0"}, "adds /2/0"),
+        ({"base_url": "http://localhost:8080/x"}, "without a path"),
+        ({"auth_url": "https://auth.anaplan.com/?a=1"}, "query"),
+        ({"oauth_url": "ftp://host"}, "http:// or https://"),
+        ({"api_url": "https://user:pw@api.anaplan.com"}, "must not carry credentials"),
+        ({"api_url": "https://api.anaplan.com:notaport"}, "not a valid URL"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"jitter": 1.5}, "jitter"),
+        ({"backoff_base": -1}, "backoff_base"),
+    ],
+)
+def test_settings_reject_bad_values(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        ClientSettings(**options)
+
+
+def test_settings_repr_hides_the_proxy() -> None:
+    assert "secret" not in repr(ClientSettings(proxy="http://user:secret@proxy:3128"))
+
+
+# --------------------------------------------------------------------------------------------------- retry rule table
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/2/0/workspaces", RetryClass.SAFE),
+        ("DELETE", "/2/0/models/M/imports/112000000001/tasks/T", RetryClass.SAFE),
+        ("PUT", "/2/0/models/M/files/113000000001/chunks/0", RetryClass.SAFE),
+        ("POST", "/2/0/models/M/files/113000000001", RetryClass.SAFE),
+        ("POST", "/2/0/workspaces/W/models/M/files/113000000001/complete", RetryClass.SAFE),
+        ("POST", "/token/authenticate", RetryClass.SAFE),
+        ("POST", "/token/refresh", RetryClass.SAFE),
+        ("POST", "/2/0/models/M/imports/112000000001/tasks", RetryClass.ACTION),
+        ("POST", "/2/0/models/M/processes/118000000001/tasks", RetryClass.ACTION),
+        ("POST", "/2/0/models/M/alm/syncTasks", RetryClass.ACTION),
+        ("POST", "/2/0/models/M/alm/revisions", RetryClass.ACTION),
+        ("POST", "/2/0/models/M/alm/comparisonReportTasks", RetryClass.ACTION),
+        ("POST", "/2/0/models/M/alm/summaryReportTasks", RetryClass.ACTION),
+        ("POST", "/oauth/token", RetryClass.ACTION),
+        ("POST", "/2/0/workspaces/W/bulkDeleteModels", RetryClass.ACTION),
+    ],
+)
+def test_retry_class_of_each_row(method: str, path: str, expected: RetryClass) -> None:
+    assert classify(method, path) is expected
+
+
+# --------------------------------------------------------------------------------------------------- URLs and errors
+@pytest.mark.asyncio
+async def test_relative_paths_are_under_api_2_0_and_urls_pass_through(transport: Transport) -> None:
+    assert transport.url("workspaces") == f"{BASE}/2/0/workspaces"
+    assert transport.url("/users/me") == f"{BASE}/2/0/users/me"
+    assert transport.url("https://elsewhere.test/x") == "https://elsewhere.test/x"
+    assert (await transport.get_json("/users/me"))["user"]["email"] == DEFAULT_USER_EMAIL
+
+
+@pytest.mark.asyncio
+async def test_404_carries_status_message_method_and_path_without_query(transport: Transport) -> None:
+    with pytest.raises(NotFoundError) as info:
+        await transport.get_json("workspaces/0000000000000000000000000000dead", params={"tokenish": "s3cr3t"})
+    error = info.value
+    assert error.status == 404 and error.method == "GET"
+    assert error.path == "/2/0/workspaces/0000000000000000000000000000dead"
+    assert error.anaplan_message
+    assert "s3cr3t" not in str(error) and "?" not in str(error)
+
+
+def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json=body, headers=headers, request=httpx.Request("GET", "http://x.test/p"))
+
+
+def test_anaplan_message_reads_all_three_error_shapes() -> None:
+    assert anaplan_message(_response(404, {"status": {"code": 404, "message": "Not Found"}})) == "Not Found"
+    assert anaplan_message(_response(401, {"status": "FAILURE_BAD_CREDENTIAL", "statusMessage": "Bad"})) == "Bad"
+    assert (
+        anaplan_message(_response(400, {"error": "invalid_grant", "error_description": "Spent"}))
+        == "invalid_grant: Spent"
+    )
+    assert anaplan_message(httpx.Response(502, text="<html>", request=httpx.Request("GET", "http://x.test"))) is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, InvalidInputError),
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (409, ConflictError),
+        (422, ModelStateError),
+        (423, ModelStateError),
+        (424, PermissionDeniedError),
+        (418, AnaplanError),
+    ],
+)
+async def test_status_maps_onto_the_error_tree(
+    status: int, error_class: type[AnaplanError], transport: Transport, probe: Probe
+) -> None:
+    probe.queue("thing", error_body(status, f"message {status}"))
+    with pytest.raises(error_class) as info:
+        await transport.get_json("__probe/thing")
+    assert info.value.status == status and info.value.anaplan_message == f"message {status}"
+    assert probe.calls["thing"] == 1  # a 4xx is never retried
+
+
+@pytest.mark.asyncio
+async def test_non_json_success_body_is_a_protocol_error(transport: Transport, probe: Probe) -> None:
+    probe.queue("thing", Response(200, b"<html>", "text/html"))
+    with pytest.raises(AnaplanError, match="not JSON"):
+        await transport.get_json("__probe/thing")
+
+
+@pytest.mark.asyncio
+async def test_unreachable_host_is_a_transport_error_never_a_raw_httpx_error(clock: FakeClock) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: nothing listens there
+    settings = ClientSettings(base_url=f"http://127.0.0.1:{port}", max_attempts=2, backoff_base=0.001, clock=clock)
+    async with Transport(settings, StaticTokenAuth("a-static-token")) as t:
+        with pytest.raises(TransportError, match="failed before the request was sent") as info:
+            await t.get_json("users/me")
+    assert not isinstance(info.value, httpx.HTTPError)
+    assert "gave up after 2 attempt(s)" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------------- paging
+@pytest.mark.asyncio
+async def test_paginate_strides_by_the_servers_page_size_past_5000_items(transport: Transport, probe: Probe) -> None:
+    items = [item async for item in transport.paginate("__probe/items", "items")]
+    assert [int(i["id"]) for i in items] == list(range(probe.total_items))
+    assert probe.calls["items"] == -(-probe.total_items // PAGE_CAP)  # 13 pages of at most 1000
+
+
+@pytest.mark.asyncio
+async def test_paginate_with_a_missing_key_is_empty(transport: Transport, probe: Probe) -> None:
+    probe.total_items = 0
+    assert [item async for item in transport.paginate("__probe/items", "items")] == []
+    assert [item async for item in transport.paginate("__probe/thing", "things")] == []
+
+
+@pytest.mark.asyncio
+async def test_paginate_real_emulator_list(transport: Transport) -> None:
+    workspaces = [w async for w in transport.paginate("workspaces", "workspaces", limit=1)]
+    assert workspaces and all("id" in w for w in workspaces)
+
+
+# --------------------------------------------------------------------------------------------------- Retry-After
+@pytest.mark.asyncio
+async def test_retry_after_in_seconds_is_honoured(
+    transport: Transport, app: EmulatorApp, probe: Probe, sleeps: RecordingSleep
+) -> None:
+    app.faults.add_rule("rate_limit", method="GET", path="__probe/thing", retry_after=7)
+    assert await transport.get_json("__probe/thing") == {"thing": {"ok": True}}
+    assert sleeps.delays == [7.0]
+
+
+@pytest.mark.asyncio
+async def test_retry_after_as_an_http_date_is_honoured(
+    transport: Transport, probe: Probe, sleeps: RecordingSleep, clock: FakeClock
+) -> None:
+    when = format_datetime(datetime.fromtimestamp(clock() + 30, UTC), usegmt=True)
+    probe.queue("thing", json_response({"status": {"code": 429, "message": "Slow down"}}, 429, [("Retry-After", when)]))
+    assert await transport.get_json("__probe/thing") == {"thing": {"ok": True}}
+    assert sleeps.delays == [pytest.approx(30.0, abs=1.0)]
+
+
+def test_parse_retry_after_forms() -> None:
+    assert parse_retry_after("12", 0.0) == 12.0
+    assert parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", 40.0) == 60.0
+    assert parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", 400.0) == 0.0  # in the past: at once
+    assert parse_retry_after("soon", 0.0) is None
+    assert parse_retry_after(None, 0.0) is None
+
+
+@pytest.mark.asyncio
+async def test_retry_after_beyond_the_retry_budget_fails_at_once(
+    app: EmulatorApp, clock: FakeClock, probe: Probe, basic_auth: BasicAuth, sleeps: RecordingSleep
+) -> None:
+    app.faults.add_rule("rate_limit", path="__probe/thing", retry_after=600)
+    async with Transport(make_settings(app, clock, sleep=sleeps, max_retry_time=30), basic_auth) as t:
+        with pytest.raises(RateLimitedError, match="max_retry_time") as info:
+            await t.get_json("__probe/thing")
+    assert info.value.status == 429 and sleeps.delays == []
+
+
+# --------------------------------------------------------------------------------------------------- SAFE requests
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fault", ["rate_limit", "server_error", "reset", "drop"])
+async def test_safe_request_completes_through_injected_faults(
+    fault: str, transport: Transport, app: EmulatorApp, probe: Probe
+) -> None:
+    app.faults.add_rule(fault, method="GET", path="__probe/thing", count=2)
+    assert await transport.get_json("__probe/thing") == {"thing": {"ok": True}}
+    assert app.state.counters.get(f"faults.{fault}") == 2
+
+
+@pytest.mark.asyncio
+async def test_authentication_is_retried_after_a_5xx(transport: Transport, app: EmulatorApp) -> None:
+    app.faults.add_rule("server_error", path="^/token/authenticate", count=2, status=503)
+    assert (await transport.get_json("users/me"))["user"]["email"] == DEFAULT_USER_EMAIL
+    assert app.state.counters["auth.authenticate"] == 1
+
+
+@pytest.mark.asyncio
+async def test_retries_are_bounded_by_attempts_with_exponential_backoff(
+    app: EmulatorApp, clock: FakeClock, probe: Probe, basic_auth: BasicAuth, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="airflow_provider_anaplan.client")
+    sleeps = RecordingSleep()
+    app.faults.add_rule("server_error", path="__probe/thing", count=10, status=503)
+    settings = make_settings(app, clock, sleep=sleeps, max_attempts=4, jitter=0, backoff_base=0.01, backoff_cap=0.03)
+    async with Transport(settings, basic_auth) as t:
+        with pytest.raises(ServerError, match="gave up after 4 attempt") as info:
+            await t.get_json("__probe/thing")
+    assert info.value.status == 503
+    assert sleeps.delays == [0.01, 0.02, 0.03]
+    retries = [r for r in caplog.records if r.name == "airflow_provider_anaplan.client" and "retry" in r.getMessage()]
+    assert len(retries) == 3 and all(r.levelno == logging.WARNING for r in retries)
+    assert "GET /2/0/__probe/thing: HTTP 503; retry 1 of 3" in retries[0].getMessage()
+
+
+@pytest.mark.asyncio
+async def test_retries_are_bounded_by_total_time(
+    app: EmulatorApp, clock: FakeClock, probe: Probe, basic_auth: BasicAuth
+) -> None:
+    sleeps = RecordingSleep()
+    app.faults.add_rule("server_error", path="__probe/thing", count=50)
+    settings = make_settings(
+        app, clock, sleep=sleeps, max_attempts=50, jitter=0, backoff_base=1, backoff_cap=1, max_retry_time=3.5
+    )
+    async with Transport(settings, basic_auth) as t:
+        with pytest.raises(ServerError, match="max_retry_time"):
+            await t.get_json("__probe/thing")
+    assert sleeps.delays == [1, 1, 1]
+
+
+# --------------------------------------------------------------------------------------------------- ACTION requests
+class FailFirstConnects(httpx.AsyncBaseTransport):
+    """Wraps a transport; the first ``count`` requests to ``path_part`` fail to connect (nothing is sent)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, path_part: str, count: int) -> None:
+        self.inner, self.path_part, self.count = inner, path_part, count
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.path_part in request.url.path and self.count > 0:
+            self.count -= 1
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.asyncio
+async def test_action_is_replayed_after_429(transport: Transport, app: EmulatorApp, probe: Probe) -> None:
+    app.faults.add_rule("rate_limit", method="POST", path="/tasks$", count=2)
+    assert (await run_action(transport))["task"]["taskId"]
+    assert probe.calls["action"] == 1
+
+
+@pytest.mark.asyncio
+async def test_action_is_replayed_after_a_connection_that_failed_before_sending(
+    app: EmulatorApp, clock: FakeClock, probe: Probe, basic_auth: BasicAuth
+) -> None:
+    settings = make_settings(app, clock)
+    flaky = FailFirstConnects(httpx.ASGITransport(app=app), "/tasks", 2)
+    async with Transport(dataclasses.replace(settings, transport=flaky), basic_auth) as t:
+        assert (await run_action(t))["task"]["taskId"]
+    assert probe.calls["action"] == 1 and flaky.count == 0
+
+
+@pytest.mark.asyncio
+async def test_action_is_replayed_once_after_401_with_a_new_token(
+    transport: Transport, app: EmulatorApp, probe: Probe, settings: ClientSettings
+) -> None:
+    await transport.get_json("users/me")
+    token = token_cache.peek(transport.auth, settings)
+    assert token is not None
+    app.state.revoke_token(app.state.tokens[token.value])
+    assert (await run_action(transport))["task"]["taskId"]
+    assert probe.calls["action"] == 1 and app.state.counters["auth.authenticate"] == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_action_is_never_retried_after_a_5xx(status: int, transport: Transport, probe: Probe) -> None:
+    probe.queue("action", error_body(status, "Something broke"))
+    with pytest.raises(ServerError) as info:
+        await run_action(transport)
+    assert probe.calls["action"] == 1, "the handler ran once: no retry"
+    message = str(info.value)
+    assert "may or may not have started" in message and "listing the action's tasks" in message
+    assert info.value.status == status and info.value.method == "POST"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fault", ["drop", "reset"])
+async def test_action_is_never_retried_after_a_lost_response_or_reset(
+    fault: str, transport: Transport, app: EmulatorApp, probe: Probe
+) -> None:
+    app.faults.add_rule(fault, method="POST", path="/tasks$", count=5)
+    with pytest.raises(TransportError, match="may or may not have started"):
+        await run_action(transport)
+    assert probe.calls.get("action", 0) == (1 if fault == "drop" else 0)
+    assert app.state.counters.get(f"faults.{fault}") == 1, "sent once, never again"
+
+
+@pytest.mark.asyncio
+async def test_oauth_token_request_is_never_retried_after_a_lost_response(
+    settings: ClientSettings, app: EmulatorApp
+) -> None:
+    app.faults.add_rule("drop", path="^/oauth/token", count=5)
+    auth = OAuthRefreshTokenAuth("5f3a9c1e7b2d4f6a8c0e1b3d5f7a9c2e", "demo-rotating-refresh-token-0001")
+    async with Transport(settings, auth) as t:
+        with pytest.raises(TransportError, match="re-read the stored refresh token"):
+            await t.get_json("users/me")
+    assert app.state.counters["oauth.token"] == 1
+
+
+# --------------------------------------------------------------------------------------------------- over real sockets
+@pytest.mark.asyncio
+async def test_live_safe_request_survives_resets_and_drops(
+    live_transport: Transport, app: EmulatorApp, probe: Probe
+) -> None:
+    app.faults.add_rule("reset", method="GET", path="__probe/thing")
+    app.faults.add_rule("drop", method="GET", path="__probe/thing")
+    app.faults.add_rule("server_error", method="GET", path="__probe/thing", status=502)
+    assert await live_transport.get_json("__probe/thing") == {"thing": {"ok": True}}
+    assert probe.calls["thing"] == 2  # the dropped answer and the final one
+
+
+@pytest.mark.asyncio
+async def test_live_action_with_a_dropped_response_runs_once(
+    live_transport: Transport, app: EmulatorApp, probe: Probe
+) -> None:
+    app.faults.add_rule("drop", method="POST", path="/tasks$", count=3)
+    with pytest.raises(TransportError, match="may or may not have started"):
+        await run_action(live_transport)
+    assert probe.calls["action"] == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("retry", "runs"), [(RetryClass.SAFE, 2), (RetryClass.ACTION, 1)])
+async def test_live_timeouts_retry_safe_requests_only(
+    retry: RetryClass, runs: int, live_settings: ClientSettings, app: EmulatorApp, probe: Probe
+) -> None:
+    settings = dataclasses.replace(live_settings, timeout=httpx.Timeout(0.1, connect=2.0))
+    app.faults.add_rule("delay", path="__probe/thing", seconds=0.3)
+    async with Transport(settings, BasicAuth(DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD)) as t:
+        if retry is RetryClass.SAFE:
+            assert Transport.json_of(await t.request("GET", "__probe/thing", retry=retry)) == {"thing": {"ok": True}}
+        else:
+            with pytest.raises(AnaplanTimeoutError, match="timed out; the action may or may not have started"):
+                await t.request("GET", "__probe/thing", retry=retry)
+    assert app.state.counters["faults.latency"] == 1
+    assert app.state.counters["requests"] == 1 + runs  # the authentication, then the probe once or twice
+
+
+@pytest.mark.asyncio
+async def test_authentication_error_from_a_bad_password_is_not_retried(
+    settings: ClientSettings, app: EmulatorApp
+) -> None:
+    async with Transport(settings, BasicAuth(DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD + "!")) as t:
+        with pytest.raises(AuthenticationError):
+            await t.get_json("users/me")
+    assert app.state.counters["auth.authenticate"] == 1
