@@ -11,13 +11,17 @@ import argparse
 import ipaddress
 import json
 import logging
+import math
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .app import create_app
+from .engine import MB, EngineOptions, engine_for
 from .faults import DEFAULT_5XX_STATUSES, DEFAULT_RETRY_AFTER, FaultInjector, validate_settings
 from .state import DEFAULT_TOKEN_TTL, DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD, EmulatorState, default_seed
 
@@ -89,6 +93,54 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate-drop", metavar="RATE", type=float, default=0.0, help="share of responses dropped after handling"
     )
     faults.add_argument("--fault-seed", metavar="INT", type=int, help="random seed that makes faults repeatable")
+    defaults = EngineOptions()
+    engine = parser.add_argument_group("task engine (imports, exports, processes, actions and their files)")
+    engine.add_argument(
+        "--task-duration",
+        metavar="SECONDS",
+        type=float,
+        default=defaults.task_duration,
+        help=f"how long one action, or one process step, runs (default: {defaults.task_duration:g})",
+    )
+    engine.add_argument(
+        "--cancel-duration",
+        metavar="SECONDS",
+        type=float,
+        default=defaults.cancel_duration,
+        help=f"how long a cancelled task stays CANCELLING (default: {defaults.cancel_duration:g})",
+    )
+    engine.add_argument(
+        "--export-chunk-bytes",
+        metavar="BYTES",
+        type=int,
+        default=defaults.export_chunk_bytes,
+        help=f"size of an export's output chunks (default: {defaults.export_chunk_bytes // MB} MiB)",
+    )
+    engine.add_argument(
+        "--dump-chunk-bytes",
+        metavar="BYTES",
+        type=int,
+        default=defaults.dump_chunk_bytes,
+        help=f"size of failure dump chunks (default: {defaults.dump_chunk_bytes // MB} MiB)",
+    )
+    engine.add_argument(
+        "--dump-ttl",
+        metavar="SECONDS",
+        type=float,
+        default=defaults.dump_ttl,
+        help=f"a failure dump is removed this long after it was last read (default: {defaults.dump_ttl:g}, 48 h)",
+    )
+    engine.add_argument(
+        "--count-only-imports",
+        action="store_true",
+        help="imports only count the rows of their file and load nothing (for large benchmarks)",
+    )
+    engine.add_argument(
+        "--spool-dir",
+        metavar="DIR",
+        type=Path,
+        help="keep file content in a temporary directory under DIR instead of memory (removed at exit)",
+    )
     return parser
 
 
@@ -167,6 +219,43 @@ def build_faults(args: argparse.Namespace) -> FaultInjector:
     return FaultInjector(**knobs, seed=args.fault_seed)
 
 
+def configure_engine(args: argparse.Namespace, state: EmulatorState) -> Path | None:
+    """Apply the task-engine options to ``state``'s engine; returns the spool directory it created, if any."""
+    for name in ("task_duration", "cancel_duration", "dump_ttl"):
+        value = getattr(args, name)
+        if not math.isfinite(value) or value < 0 or (name == "dump_ttl" and value == 0):
+            kind = "positive" if name == "dump_ttl" else "non-negative"
+            _fail(f"argument --{name.replace('_', '-')}: must be a {kind} number of seconds, got {value:g}")
+    for name in ("export_chunk_bytes", "dump_chunk_bytes"):
+        if getattr(args, name) < 1:
+            _fail(f"argument --{name.replace('_', '-')}: must be at least 1, got {getattr(args, name)}")
+    engine = engine_for(state)
+    options = engine.options
+    options.task_duration = args.task_duration
+    options.cancel_duration = args.cancel_duration
+    options.export_chunk_bytes = args.export_chunk_bytes
+    options.dump_chunk_bytes = args.dump_chunk_bytes
+    options.dump_ttl = args.dump_ttl
+    options.count_only_imports = args.count_only_imports
+    if args.spool_dir is None:
+        return None
+    try:
+        args.spool_dir.mkdir(parents=True, exist_ok=True)
+        spool = Path(tempfile.mkdtemp(prefix="anaplan-emulator-", dir=args.spool_dir))
+    except OSError as exc:
+        _fail(f"argument --spool-dir: cannot use {str(args.spool_dir)!r}: {exc.strerror or exc}")
+    seeded = {
+        (model_id, file_id): list(engine.store.iter_chunks(model_id, file_id))
+        for model_id, model in state.models.items()
+        for file_id in model.files
+    }
+    engine.use_spool_dir(str(spool))  # a new, empty store: move the seeded file content over
+    for (model_id, file_id), chunks in seeded.items():
+        if chunks:
+            engine.store.replace(model_id, file_id, chunks)
+    return spool
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """A bound socket for (host, port) on the first address ``host`` resolves to; OSError when that fails."""
     if not 0 <= port <= 65535:
@@ -232,20 +321,27 @@ def serve(sock: socket.socket, url: str, state: EmulatorState, faults: FaultInje
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, build the tenant and serve until SIGTERM or SIGINT; returns the exit code."""
+    spool: Path | None = None
     try:
-        args = build_parser().parse_args(argv)
-        state = build_state(args)
-        faults = build_faults(args)
         try:
-            sock = bind_socket(args.host, args.port)
-        except OSError as exc:
-            print(f"{PROG}: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_CANNOT_LISTEN
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    return serve(sock, url_for(args.host, sock.getsockname()[1]), state, faults, args.log_level)
+            args = build_parser().parse_args(argv)
+            state = build_state(args)
+            faults = build_faults(args)
+            spool = configure_engine(args, state)
+            try:
+                sock = bind_socket(args.host, args.port)
+            except OSError as exc:
+                message = f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+                print(f"{PROG}: error: {message}", file=sys.stderr)
+                return EXIT_CANNOT_LISTEN
+        except UsageError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        return serve(sock, url_for(args.host, sock.getsockname()[1]), state, faults, args.log_level)
+    finally:
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from airflow_provider_anaplan.emulator.__main__ import main
+from airflow_provider_anaplan.emulator.__main__ import build_parser, build_state, configure_engine, main
+from airflow_provider_anaplan.emulator.engine import EngineOptions, engine_for
 
 from .conftest import basic_header
 
@@ -182,6 +183,12 @@ def test_cli_bad_argument_is_one_line_and_exit_code_2() -> None:
         (lambda d: ["--latency", "-1"], "argument --latency: must be >= 0"),
         (lambda d: ["--port", "70000"], "argument --port: must be 0..65535"),
         (lambda d: ["--no-such-option"], "unrecognized arguments: --no-such-option"),
+        (lambda d: ["--task-duration", "-1"], "argument --task-duration: must be a non-negative number"),
+        (lambda d: ["--task-duration", "soon"], "argument --task-duration: invalid float value: 'soon'"),
+        (lambda d: ["--cancel-duration", "nan"], "argument --cancel-duration: must be a non-negative number"),
+        (lambda d: ["--dump-ttl", "0"], "argument --dump-ttl: must be a positive number"),
+        (lambda d: ["--export-chunk-bytes", "0"], "argument --export-chunk-bytes: must be at least 1"),
+        (lambda d: ["--spool-dir", str(write(d / "a-file", ""))], "argument --spool-dir: cannot use"),
     ],
 )
 def test_cli_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], make_args, message: str) -> None:
@@ -196,3 +203,37 @@ def test_cli_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
 def write(path: Path, text: str) -> Path:
     path.write_text(text, "utf-8")
     return path
+
+
+def test_cli_engine_options(tmp_path: Path) -> None:
+    spool_dir = str(tmp_path / "s")
+    argv = [
+        "--task-duration", "0", "--cancel-duration", "2.5", "--dump-ttl", "60",
+        "--export-chunk-bytes", "4096", "--dump-chunk-bytes", "512", "--count-only-imports", "--spool-dir", spool_dir,
+    ]  # fmt: skip
+    args = build_parser().parse_args(argv)
+    state = build_state(args)
+    spool = configure_engine(args, state)
+    engine = engine_for(state)
+    assert (engine.options.task_duration, engine.options.cancel_duration, engine.options.dump_ttl) == (0, 2.5, 60)
+    assert (engine.options.export_chunk_bytes, engine.options.dump_chunk_bytes) == (4096, 512)
+    assert engine.options.count_only_imports is True
+    assert spool is not None and spool.parent == tmp_path / "s"
+    # the seeded file content moved to the spool directory
+    content = b"".join(engine.store.iter_chunks("75A40874E6B64FA3AE0743278996850F", "113000000000"))
+    assert content.startswith(b"Code,Name,Parent,Start Date,Salary\n")
+    stored = sum(len(engine.store.indexes(m, f)) for m, model in state.models.items() for f in model.files)
+    assert stored > 0 and len([p for p in spool.iterdir() if p.suffix == ".chunk"]) == stored
+
+
+def test_cli_removes_its_spool_directory_on_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--spool-dir", str(tmp_path), "--port", "70000"]) == 2  # fails after the spool was made
+    assert "argument --port" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_engine_defaults_are_the_engines() -> None:
+    args = build_parser().parse_args([])
+    state = build_state(args)
+    assert configure_engine(args, state) is None
+    assert engine_for(state).options == EngineOptions()

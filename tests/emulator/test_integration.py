@@ -214,7 +214,10 @@ async def test_list_entries_carry_the_wire_fields(authed: httpx.AsyncClient) -> 
     }
     files = (await authed.get(f"{API}/models/{MODEL}/files")).json()["files"]
     products = next(f for f in files if f["id"] == "113000000002")
-    assert products["separator"] == "\t" and products["encoding"] == "ISO-8859-1" and products["chunkCount"] == 0
+    # seed_data.json gives the file its initial content in one chunk; the listing reports the chunks really stored
+    assert products["separator"] == "\t" and products["encoding"] == "ISO-8859-1" and products["chunkCount"] == 1
+    chunks = (await authed.get(f"{API}/models/{MODEL}/files/113000000002/chunks")).json()["chunks"]
+    assert len(chunks) == products["chunkCount"]
     actions = (await authed.get(f"{API}/models/{MODEL}/actions")).json()["actions"]
     assert actions[2] == {"id": "117000000002", "name": "Optimize Territories", "actionType": "OPTIMIZER"}
 

@@ -17,8 +17,10 @@ Rules the walk applies:
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from referencing.jsonschema import DRAFT4
 
 from airflow_provider_anaplan.emulator import DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD, EmulatorApp, create_app
 from airflow_provider_anaplan.emulator._asgi import Route
+from airflow_provider_anaplan.emulator.engine import EngineOptions
 
 from .conftest import BASE, FakeClock
 
@@ -58,6 +61,13 @@ AUTO_FILL = {
     "exportId": "116000000000",
     "processId": "118000000000",
     "actionId": "117000000000",
+    # the bulk routes (emulator/bulk.py) name their parameters in snake case; {kind} is one of the four action kinds
+    "workspace_id": WS,
+    "model_id": MODEL,
+    "file_id": "113000000000",
+    "chunk_id": "0",
+    "kind": "exports",
+    "object_id": "116000000000",
 }
 
 # Schema violations that are known deviations: (spec, field, validator keyword) -> reason.
@@ -79,6 +89,9 @@ UNDOCUMENTED_STATUS: dict[tuple[str, str, int], str] = {
     ("GET", "/workspaces/{workspaceId}/models/{modelId}/imports/{importId}", 500): (
         "live: a fabricated import id gets 500 (anaplan-api.md §3.3)"
     ),
+    ("POST", "/workspaces/{workspaceId}/models/{modelId}/files/{fileId}/complete", 500): (
+        "live: completing an upload without a body gets 500 (anaplan-api.md §3.2)"
+    ),
 }
 
 # Emulator routes the spec has no path for: (method, route template) -> ((method, spec template) to validate
@@ -97,6 +110,77 @@ NOT_IN_SPEC: dict[tuple[str, str], tuple[tuple[str, str] | None, str]] = {
         "the form Anaplan's help pages document (anaplan-api.md §3.7): same requestStatus, plus the envelope",
     ),
 }
+
+# The bulk routes (emulator/bulk.py) the spec lacks. Each is validated against the workspace-form operation it mirrors:
+# (method, route suffix, spec method, spec suffix, reason). A route suffix with {kind} serves all four action kinds;
+# the walk sends exports through the model-only form and actions through the workspace-form cancel, matching the alias.
+_WS_ROUTE, _MODEL_ROUTE, _WS_SPEC = (
+    f"{API}/workspaces/{{workspace_id}}/models/{{model_id}}",
+    f"{API}/models/{{model_id}}",
+    "/workspaces/{workspaceId}/models/{modelId}",
+)
+_MODEL_ONLY = "the model-only form exists live (anaplan-api.md §3.0); the spec has only the workspace form"
+_CANCEL = (
+    "cancel is DELETE on the task-status URL and answers the status body (anaplan-api.md §3.5, §8.8); "
+    "the spec has no DELETE, and every kind's status schema is the same"
+)
+_PROCESS_DUMP = (
+    "process dumps (…/dumps/{objectId}, anaplan-api.md §3.6, §8.12) are not in the spec; "
+    "same bodies as the import dump routes"
+)
+_BULK_NOT_IN_SPEC = [
+    ("POST", "/files/{file_id}", "POST", "/files/{fileId}", _MODEL_ONLY),
+    ("PUT", "/files/{file_id}", "PUT", "/files/{fileId}", _MODEL_ONLY),
+    ("GET", "/files/{file_id}", "GET", "/files/{fileId}", _MODEL_ONLY),
+    ("DELETE", "/files/{file_id}", "DELETE", "/files/{fileId}", _MODEL_ONLY),
+    ("POST", "/files/{file_id}/complete", "POST", "/files/{fileId}/complete", _MODEL_ONLY),
+    ("PUT", "/files/{file_id}/chunks/{chunk_id}", "PUT", "/files/{fileId}/chunks/{chunkId}", _MODEL_ONLY),
+    ("GET", "/files/{file_id}/chunks/{chunk_id}", "GET", "/files/{fileId}/chunks/{chunkId}", _MODEL_ONLY),
+    ("POST", "/{kind}/{object_id}/tasks", "POST", "/exports/{exportId}/tasks", _MODEL_ONLY),
+    ("GET", "/{kind}/{object_id}/tasks", "GET", "/exports/{exportId}/tasks", _MODEL_ONLY),
+    ("GET", "/{kind}/{object_id}/tasks/{task_id}", "GET", "/exports/{exportId}/tasks/{taskId}", _MODEL_ONLY),
+    (
+        "DELETE",
+        "/{kind}/{object_id}/tasks/{task_id}",
+        "GET",
+        "/exports/{exportId}/tasks/{taskId}",
+        _CANCEL + "; model-only",
+    ),
+    ("GET", "/imports/{object_id}/tasks/{task_id}/dump", "GET", "/imports/{importId}/tasks/{taskId}/dump", _MODEL_ONLY),
+    (
+        "GET",
+        "/imports/{object_id}/tasks/{task_id}/dump/chunks",
+        "GET",
+        "/imports/{importId}/tasks/{taskId}/dump/chunks",
+        _MODEL_ONLY,
+    ),
+    (
+        "GET",
+        "/imports/{object_id}/tasks/{task_id}/dump/chunks/{chunk_id}",
+        "GET",
+        "/imports/{importId}/tasks/{taskId}/dump/chunks/{chunkId}",
+        _MODEL_ONLY,
+    ),
+    (
+        "GET",
+        "/optimizeActions/{object_id}/tasks/{task_id}/solutionLogs",
+        "GET",
+        "/optimizeActions/{actionId}/tasks/{correlationId}/solutionLogs",
+        _MODEL_ONLY,
+    ),
+]
+for _method, _suffix, _spec_method, _spec_suffix, _reason in _BULK_NOT_IN_SPEC:
+    NOT_IN_SPEC[(_method, _MODEL_ROUTE + _suffix)] = ((_spec_method, _WS_SPEC + _spec_suffix), _reason)
+NOT_IN_SPEC[("DELETE", _WS_ROUTE + "/{kind}/{object_id}/tasks/{task_id}")] = (
+    ("GET", _WS_SPEC + "/actions/{actionId}/tasks/{taskId}"),
+    _CANCEL,
+)
+for _tail, _spec_tail in (("", ""), ("/chunks", "/chunks"), ("/chunks/{chunk_id}", "/chunks/{chunkId}")):
+    for _prefix in (_WS_ROUTE, _MODEL_ROUTE):
+        NOT_IN_SPEC[("GET", f"{_prefix}/processes/{{object_id}}/tasks/{{task_id}}/dumps/{{step_id}}{_tail}")] = (
+            ("GET", f"{_WS_SPEC}/imports/{{importId}}/tasks/{{taskId}}/dump{_spec_tail}"),
+            _PROCESS_DUMP,
+        )
 
 
 # --------------------------------------------------------------------------------------------------- the specs
@@ -193,6 +277,8 @@ class Case:
     auth: str = "token"  # "token", "none", or "header" (use ``headers`` as given, after placeholder filling)
     headers: dict[str, str] = field(default_factory=dict)
     json: Any = None
+    content: bytes | None = None  # a raw body (file chunks); give its Content-Type in ``headers`` with auth="header"
+    save: tuple[str, ...] = ()  # (slot, *JSON keys): keep a value of the answer for later paths, e.g. a task id
 
 
 @dataclass
@@ -366,6 +452,133 @@ def _read_cases() -> list[Case]:
     return cases
 
 
+@dataclass
+class Advance:
+    """A step of the bulk cases that moves the walk's FakeClock, so that queued tasks run and complete."""
+
+    seconds: float
+
+
+# MODEL's bulk objects (seed.json, seed_data.json).
+SALES_FILE, SALES_IMPORT, PRODUCTS_IMPORT = "113000000001", "112000000001", "112000000002"
+SALES_EXPORT, EMPLOYEES_EXPORT, NIGHTLY_LOAD = "116000000000", "116000000001", "118000000000"
+DELETE_CLOSED, SORT_PRODUCTS, OPTIMIZE = "117000000000", "117000000001", "117000000002"
+
+
+def _raw(content_type: str) -> dict[str, str]:
+    """Headers of a raw-body request (a file chunk), with the walk's token (use with auth="header")."""
+    return {"Authorization": "AnaplanAuthToken {token}", "Content-Type": content_type}
+
+
+def _gzip_bomb(size: int) -> bytes:
+    """A small gzip body that inflates to ``size`` zero bytes."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [compressor.compress(bytes(1 << 20)) for _ in range(size >> 20)]
+    parts += [compressor.compress(bytes(size % (1 << 20))), compressor.flush()]
+    return b"".join(parts)
+
+
+def _bulk_cases() -> list[Case | Advance]:
+    """Files, tasks, dumps and optimizer logs, in both path forms; they change MODEL's files and data."""
+    ws_model = f"{API}/workspaces/{WS}/models/{MODEL}"
+    model = f"{API}/models/{MODEL}"
+    octet, gzipped = _raw("application/octet-stream"), _raw("application/x-gzip")
+    header = b"Region,Product,Month,Units,Revenue\n"
+    good = b"North,Laptop,Mar 26,10,12000\nWest,Support Plan,Mar 26,5,1000\n"
+    bad = b"South,Monitor,Mar 26,ten,2000\nEast,Hoverboard,Mar 26,1,100\n"  # a bad number, an unknown product
+    bomb = _gzip_bomb(EngineOptions().max_chunk_bytes + 1)
+    locale = {"localeName": "en_US"}
+    mapping = {**locale, "mappingParameters": [{"entityType": "Version", "entityName": "Actual"}]}
+    sales_import = f"{ws_model}/imports/{SALES_IMPORT}/tasks"
+    model_sales_import = f"{model}/imports/{SALES_IMPORT}/tasks"
+    process = f"{ws_model}/processes/{NIGHTLY_LOAD}/tasks"
+    process_dump = f"{process}/{{process_task}}/dumps/{SALES_IMPORT}"
+    model_process_dump = f"{model}/processes/{NIGHTLY_LOAD}/tasks/{{process_task}}/dumps/{SALES_IMPORT}"
+    return [
+        # chunked upload: count -1, chunks (raw or gzip, either form), complete; the limits
+        Case("POST", f"{ws_model}/files/{SALES_FILE}", 200, json={"chunkCount": -1}),
+        Case("PUT", f"{ws_model}/files/{SALES_FILE}/chunks/0", 204, "header", octet, content=header + good),
+        Case("PUT", f"{model}/files/{SALES_FILE}/chunks/1", 204, "header", gzipped, content=gzip.compress(bad)),
+        Case("PUT", f"{ws_model}/files/{SALES_FILE}/chunks/2", 400, "header", gzipped, content=b"not gzip"),
+        Case("PUT", f"{model}/files/{SALES_FILE}/chunks/2", 413, "header", gzipped, content=bomb),
+        Case("PUT", f"{ws_model}/files/{SALES_FILE}/chunks/1000", 400, "header", octet, content=good),
+        Case("POST", f"{ws_model}/files/{SALES_FILE}/complete", 500),  # no body: 500, as live
+        Case("POST", f"{ws_model}/files/{SALES_FILE}/complete", 200, json={"id": SALES_FILE}),
+        Case("POST", f"{model}/files/{SALES_FILE}/complete", 200, json={"id": SALES_FILE}),
+        Case("POST", f"{ws_model}/files/{SALES_FILE}", 400, json={"chunkCount": 1001}),
+        Case("POST", f"{ws_model}/files/{SALES_FILE}", 400, json={"count": 1}),
+        # an unknown id creates a new file (the answer names its id); a gap in the chunks is refused at complete
+        Case("POST", f"{model}/files/WalkUpload.csv", 200, json={"chunkCount": -1}, save=("new_file", "file", "id")),
+        Case("PUT", f"{model}/files/{{new_file}}/chunks/1", 204, "header", octet, content=good),
+        Case("POST", f"{model}/files/{{new_file}}/complete", 400, json={"id": "{new_file}"}),
+        # single-shot upload, download, delete
+        Case("PUT", f"{ws_model}/files/{{new_file}}", 204, "header", octet, content=header + good),
+        Case("PUT", f"{model}/files/{{new_file}}", 204, "header", octet, content=header + good),
+        Case("GET", f"{ws_model}/files/{{new_file}}", 200),
+        Case("GET", f"{model}/files/{{new_file}}/chunks", 200),
+        Case("GET", f"{ws_model}/files/{{new_file}}/chunks?offset=1", 200),  # an empty page: no "chunks" key
+        Case("GET", f"{ws_model}/files/{{new_file}}/chunks/0", 200),
+        Case("GET", f"{model}/files/{{new_file}}/chunks/0", 200),
+        Case("GET", f"{ws_model}/files/{{new_file}}/chunks/1", 404),
+        Case("DELETE", f"{ws_model}/files/{{new_file}}", 204),
+        Case("GET", f"{model}/files/{{new_file}}", 404),  # no content left
+        Case("DELETE", f"{model}/files/{{new_file}}", 204),
+        Case("GET", f"{ws_model}/files/113999999999/chunks", 404),
+        # tasks: one at a time per model, task_duration (1 s) per action or process step; the rest wait
+        Case("POST", sales_import, 200, json=locale, save=("import_task", "task", "taskId")),
+        Case("GET", f"{sales_import}/{{import_task}}", 200),  # IN_PROGRESS, no result yet
+        Case("GET", f"{sales_import}/{{import_task}}/dump", 404),  # not complete yet
+        Case("POST", process, 200, json=mapping, save=("process_task", "task", "taskId")),
+        Case(
+            "POST", f"{ws_model}/exports/{SALES_EXPORT}/tasks", 200, json=locale, save=("export_task", "task", "taskId")
+        ),
+        Case(
+            "POST", f"{ws_model}/actions/{OPTIMIZE}/tasks", 200, json=locale, save=("optimizer_task", "task", "taskId")
+        ),
+        Case(
+            "POST", f"{ws_model}/actions/{SORT_PRODUCTS}/tasks", 200, json=locale, save=("cancelled", "task", "taskId")
+        ),
+        Case("DELETE", f"{ws_model}/actions/{SORT_PRODUCTS}/tasks/{{cancelled}}", 200),  # CANCELLING
+        Case("POST", f"{model}/exports/{EMPLOYEES_EXPORT}/tasks", 200, json=locale, save=("queued", "task", "taskId")),
+        Case("GET", f"{model}/exports/{EMPLOYEES_EXPORT}/tasks/{{queued}}", 200),  # NOT_STARTED
+        Case("DELETE", f"{model}/exports/{EMPLOYEES_EXPORT}/tasks/{{queued}}", 200),
+        Case("POST", sales_import, 400, json={"mappingParameters": []}),  # no localeName
+        Case("POST", f"{ws_model}/exports/{SALES_IMPORT}/tasks", 404, json=locale),  # an import id under exports
+        Case("GET", f"{sales_import}/{'0' * 32}", 404),
+        Advance(60.0),
+        Case("GET", f"{sales_import}/{{import_task}}", 200),  # COMPLETE, some rows rejected
+        Case("GET", f"{sales_import}?sort=-creationDate", 200),  # a `tasks` array, not the spec's single `task`
+        Case("GET", f"{process}/{{process_task}}", 200),  # nestedResults, one per step
+        Case("GET", process, 200),
+        Case("GET", f"{ws_model}/exports/{SALES_EXPORT}/tasks/{{export_task}}", 200),
+        Case("GET", f"{ws_model}/actions/{OPTIMIZE}/tasks", 200),
+        Case("GET", f"{ws_model}/actions/{SORT_PRODUCTS}/tasks/{{cancelled}}", 200),  # CANCELLED, no result
+        Case("GET", f"{model}/exports/{EMPLOYEES_EXPORT}/tasks", 200),
+        # failure dumps: the import's, and a process step's (by the step's objectId); a clean step has none
+        Case("GET", f"{sales_import}/{{import_task}}/dump", 200),
+        Case("GET", f"{model_sales_import}/{{import_task}}/dump", 200),
+        Case("GET", f"{sales_import}/{{import_task}}/dump/chunks", 200),
+        Case("GET", f"{model_sales_import}/{{import_task}}/dump/chunks", 200),
+        Case("GET", f"{sales_import}/{{import_task}}/dump/chunks/0", 200),
+        Case("GET", f"{model_sales_import}/{{import_task}}/dump/chunks/0", 200),
+        Case("GET", f"{sales_import}/{{import_task}}/dump/chunks/1", 404),
+        Case("GET", process_dump, 200),
+        Case("GET", model_process_dump, 200),
+        Case("GET", f"{process_dump}/chunks", 200),
+        Case("GET", f"{model_process_dump}/chunks", 200),
+        Case("GET", f"{process_dump}/chunks/0", 200),
+        Case("GET", f"{model_process_dump}/chunks/0", 200),
+        Case("GET", f"{process}/{{process_task}}/dumps/{PRODUCTS_IMPORT}", 404),
+        # the optimizer's solution log; the export's output (file id = export id)
+        Case("GET", f"{ws_model}/optimizeActions/{OPTIMIZE}/tasks/{{optimizer_task}}/solutionLogs", 200),
+        Case("GET", f"{model}/optimizeActions/{OPTIMIZE}/tasks/{{optimizer_task}}/solutionLogs", 200),
+        Case("GET", f"{ws_model}/optimizeActions/{DELETE_CLOSED}/tasks/{{optimizer_task}}/solutionLogs", 404),
+        Case("GET", f"{ws_model}/files/{SALES_EXPORT}/chunks", 200),
+        Case("GET", f"{model}/files/{SALES_EXPORT}/chunks/0", 200),
+        Case("GET", f"{ws_model}/files/{SALES_EXPORT}", 200),
+    ]
+
+
 def _destructive_cases() -> list[Case]:
     """Requests that change the tenant; they run last."""
     return [
@@ -394,7 +607,8 @@ async def _send(client: httpx.AsyncClient, case: Case, slots: dict[str, str]) ->
         headers = {}
     else:
         headers = _fill(case.headers, slots)
-    return await client.request(case.method, case.path, headers=headers, json=_fill(case.json, slots))
+    path = _fill(case.path, slots)
+    return await client.request(case.method, path, headers=headers, json=_fill(case.json, slots), content=case.content)
 
 
 def _concrete(template: str, values: dict[str, str], default: str | None = None) -> str | None:
@@ -414,7 +628,8 @@ async def _login(client: httpx.AsyncClient) -> str:
 @pytest.mark.asyncio
 async def test_every_route_matches_the_openapi_specs() -> None:
     specs = Specs.load()
-    app = create_app(clock=FakeClock())
+    clock = FakeClock()
+    app = create_app(clock=clock)
     walk = Walk(app, specs)
     routes = [r for r in app.router.routes if not r.template.startswith(EXEMPT_PREFIX)]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
@@ -428,6 +643,11 @@ async def test_every_route_matches_the_openapi_specs() -> None:
             response = await _send(client, case, slots)
             if response.status_code != case.status:
                 walk.problems.append(f"{case.method} {case.path}: expected {case.status}, got {response.status_code}")
+            elif case.save:
+                value = response.json()
+                for key in case.save[1:]:
+                    value = value[key]
+                slots[case.save[0]] = value
             walk.check(case.method, urlsplit(str(response.request.url)).path, response)
 
         for case in _read_cases():
@@ -439,6 +659,11 @@ async def test_every_route_matches_the_openapi_specs() -> None:
             if route.template.startswith(API + "/"):
                 path = _concrete(route.template, AUTO_FILL, default="0") or ""
                 await run(Case(route.method, path, 401, "none"))
+        for step in _bulk_cases():
+            if isinstance(step, Advance):
+                clock.advance(step.seconds)
+            else:
+                await run(step)
         for case in _destructive_cases():
             await run(case)
 
