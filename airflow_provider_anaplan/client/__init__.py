@@ -2,6 +2,19 @@
 import AnaplanClient, BasicAuth``.
 """
 
+from .alm import ALMAPI, DEFAULT_ALM_TIMEOUT, PromotionError
+from .alm_models import (
+    AlmTask,
+    AlmTaskError,
+    AlmTaskResult,
+    AlmTaskState,
+    AppliedToModel,
+    ChangeCounts,
+    NewRevision,
+    PromotionResult,
+    Revision,
+    SummaryReport,
+)
 from .auth import AnaplanAuth, BasicAuth, CertificateAuth, OAuthRefreshTokenAuth, StaticTokenAuth, token_cache
 from .client import AnaplanClient
 from .errors import (
@@ -22,6 +35,7 @@ from .errors import (
     TaskFailedError,
     TransportError,
 )
+from .files import DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION_LEVEL, DEFAULT_CONCURRENCY, MAX_CHUNK_SIZE, MAX_CHUNKS
 from .ids import ObjectKind, check_id, kind_of
 from .models import (
     Action,
@@ -50,21 +64,48 @@ from .models import (
     Workspace,
 )
 from .settings import ClientSettings
+from .task_models import (
+    OutcomeStatus,
+    StepOutcome,
+    TaskDetail,
+    TaskInfo,
+    TaskOutcome,
+    TaskResult,
+    TaskState,
+    evaluate_task,
+)
+from .tasks import DEFAULT_POLL_INTERVAL, DEFAULT_TASK_TIMEOUT, ActionRef
 
 __all__ = [
+    "ALMAPI",
+    "DEFAULT_ALM_TIMEOUT",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_COMPRESSION_LEVEL",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_TASK_TIMEOUT",
+    "MAX_CHUNKS",
+    "MAX_CHUNK_SIZE",
     "Action",
+    "ActionRef",
     "ActionType",
     "ActiveState",
+    "AlmTask",
+    "AlmTaskError",
+    "AlmTaskResult",
+    "AlmTaskState",
     "AnaplanAuth",
     "AnaplanClient",
     "AnaplanError",
     "AnaplanTimeoutError",
+    "AppliedToModel",
     "AuthenticationError",
     "BasicAuth",
     "BulkDeleteFailure",
     "BulkDeleteResult",
     "CategoryValue",
     "CertificateAuth",
+    "ChangeCounts",
     "ClientSettings",
     "ConfigurationError",
     "ConflictError",
@@ -83,24 +124,37 @@ __all__ = [
     "ModelStateError",
     "ModelStatus",
     "NameNotFoundError",
+    "NewRevision",
     "NotFoundError",
     "OAuthRefreshTokenAuth",
     "ObjectKind",
+    "OutcomeStatus",
     "Paging",
     "PermissionDeniedError",
     "Process",
     "ProcessMetadata",
     "ProcessStep",
+    "PromotionError",
+    "PromotionResult",
     "ProtocolError",
     "RateLimitedError",
+    "Revision",
     "ServerError",
     "StaticTokenAuth",
+    "StepOutcome",
+    "SummaryReport",
     "TaskCancelledError",
+    "TaskDetail",
     "TaskFailedError",
+    "TaskInfo",
+    "TaskOutcome",
+    "TaskResult",
+    "TaskState",
     "TransportError",
     "User",
     "Workspace",
     "check_id",
+    "evaluate_task",
     "kind_of",
     "token_cache",
 ]

@@ -5,6 +5,9 @@ a new token), a 429, a connection that failed before anything was sent, a 500/50
 response. A request that starts work (``ACTION``: ``POST …/tasks``, the ALM task and revision POSTs, ``/oauth/token``)
 is replayed only when Anaplan cannot have acted on it (401, 429, connection failed before sending); after a 5xx, a
 timeout, a reset or a lost response it may or may not have started, so the caller must reconcile instead.
+
+The token is only ever sent to the configured hosts: an absolute URL must have the origin of ``api_url`` (of
+``auth_url`` or ``oauth_url`` for the auth service's own calls), else the request is refused before it is sent.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import enum
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -55,7 +60,9 @@ class RetryClass(enum.Enum):
     ACTION = "action"  # starts work: replayed only after 401, 429 or a connection that failed before sending
 
 
-_SAFE_POST = re.compile(r"(/files/[^/]+|/complete|/token/authenticate|/token/refresh)/?$")
+# bulkDeleteModels is SAFE: deleting twice has the effect of deleting once (a replay after a lost answer reports the
+# models the first call deleted as failures, "not found"; see MetadataAPI.bulk_delete_models).
+_SAFE_POST = re.compile(r"(/files/[^/]+|/complete|/token/authenticate|/token/refresh|/bulkDeleteModels)/?$")
 
 
 def classify(method: str, path: str) -> RetryClass:
@@ -160,7 +167,44 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # asctime and "-0000" forms: HTTP dates are always UTC, never local time
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now)
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def _cause(exc: BaseException) -> str:
+    """A short, secret-free account of a low-level failure: its class and its message (credentials in any URL
+    masked), or the TLS reason for a certificate that could not be verified."""
+    verify = _certificate_failure(exc)
+    if verify is not None:
+        return verify
+    text = _USERINFO.sub("***@", str(exc)).strip()
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _certificate_failure(exc: BaseException) -> str | None:
+    """``SSL: CERTIFICATE_VERIFY_FAILED (<reason>)`` when the failure is a server certificate that could not be
+    verified (it will not heal by retrying), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"SSL: CERTIFICATE_VERIFY_FAILED ({current.verify_message or current.reason or 'not trusted'})"
+        if "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return "SSL: CERTIFICATE_VERIFY_FAILED"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host.lower(), url.port or default)
 
 
 class _Failure(enum.Enum):
@@ -196,6 +240,7 @@ class Transport:
             weakref.WeakKeyDictionary()
         )
         self._mutex = threading.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"Transport(api={self.settings.api_url!r}, auth={self.auth!r})"
@@ -204,19 +249,43 @@ class Transport:
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         with self._mutex:
+            # Clients of loops that ended (asyncio.run without aclose) would otherwise live as long as the transport:
+            # their open connections keep the dead loop, the weak key, alive.
+            dead = [(other, c) for other, c in list(self._clients.items()) if other is not loop and other.is_closed()]
+            for other, _ in dead:
+                self._clients.pop(other, None)
             client = self._clients.get(loop)
             if client is None or client.is_closed:
-                s = self.settings
-                client = httpx.AsyncClient(
-                    transport=s.transport,
-                    proxy=s.proxy,
-                    verify=s.verify,
-                    timeout=s.timeout,
-                    follow_redirects=False,
-                    headers={"User-Agent": USER_AGENT},
-                )
+                try:
+                    client = httpx.AsyncClient(
+                        **self.settings.httpx_options(), follow_redirects=False, headers={"User-Agent": USER_AGENT}
+                    )
+                except (OSError, ValueError, TypeError, ImportError, ssl.SSLError) as exc:
+                    # ClientSettings checks these up front; this is the last line for what slips through.
+                    raise ConfigurationError(
+                        f"The HTTP client could not be set up from the settings (proxy, verify, timeout): "
+                        f"{type(exc).__name__}"
+                    ) from None
                 self._clients[loop] = client
-            return client
+        for _, old in dead:
+            self._discard(old, loop)
+        return client
+
+    def _discard(self, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
+        """Best effort: close a client whose event loop has ended. Its own connections are closed from this loop
+        where they can be; a transport given in the settings is shared with the live clients, so it is left open."""
+        if client.is_closed or self.settings.transport is not None:
+            return
+
+        async def close() -> None:
+            try:
+                await client.aclose()
+            except Exception as exc:  # connections bound to a closed loop may refuse: the GC closes their sockets
+                log.debug("Could not close an HTTP client of an ended event loop: %s", type(exc).__name__)
+
+        task = loop.create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         """Close this event loop's HTTP client (tokens stay in the process-wide cache)."""
@@ -235,9 +304,24 @@ class Transport:
     # ----------------------------------------------------------------- URLs
     def url(self, path_or_url: str) -> str:
         """An absolute URL: as given when it has a scheme, else relative to ``{api_url}/2/0/``."""
-        if path_or_url.startswith(("http://", "https://")):
+        if path_or_url[:8].lower().startswith(("http://", "https://")):
             return path_or_url
         return f"{self.settings.api_base}/{path_or_url.lstrip('/')}"
+
+    def _check_origin(self, url: httpx.URL, path_or_url: str, auth: bool) -> None:
+        """Credentials go only to the configured hosts: the API for authenticated requests, the auth service or
+        OAuth for the auth classes' own calls. InvalidInputError, before anything is sent, for any other host."""
+        s = self.settings
+        allowed = (s.api_url,) if auth else (s.auth_url, s.oauth_url)
+        origin = _origin_of(url)
+        if any(origin == _origin_of(httpx.URL(a)) for a in allowed):
+            return
+        where = "api_url" if auth else "auth_url or oauth_url"
+        shown = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+        raise InvalidInputError(
+            f"Refusing to send Anaplan credentials to {shown}: an absolute URL must be on the configured {where} "
+            f"({', '.join(allowed)}); give a path relative to {s.api_base} instead"
+        )
 
     # ----------------------------------------------------------------- requests
     async def request(
@@ -348,9 +432,12 @@ class Transport:
         method = method.upper()
         url = self.url(path_or_url)
         try:
-            path = httpx.URL(url).path
+            parsed = httpx.URL(url)
         except httpx.InvalidURL:
             raise InvalidInputError(f"Not a valid URL or path: {path_or_url!r}") from None
+        path = parsed.path
+        self._check_origin(parsed, path_or_url, auth)
+        host = parsed.host + (f":{parsed.port}" if parsed.port else "")
         retry = retry or classify(method, path)
         client = self._client()
         started = time.monotonic()
@@ -369,24 +456,56 @@ class Transport:
                 request_headers["Authorization"] = f"AnaplanAuthToken {token.value}"
             body = json() if callable(json) else json
             failure: _Failure | None = None
+            cause = ""
             response: httpx.Response | None = None
+            if client.is_closed:
+                raise self._closed_error(method, path, retries)
             try:
                 request = client.build_request(
                     method, url, params=params, json=body, content=content, headers=request_headers
                 )
-                response = await client.send(request)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError):
-                failure = _Failure.CONNECT
-            except httpx.TimeoutException:
-                failure = _Failure.TIMEOUT
-            except (httpx.NetworkError, httpx.RemoteProtocolError):
-                failure = _Failure.LOST
-            except httpx.HTTPError as exc:  # a local problem (bad URL scheme, protocol misuse): not worth a retry
-                raise TransportError(
-                    f"{method} {path} could not be sent: {type(exc).__name__}", method=method, path=path
+            except UnicodeEncodeError:  # its repr would hold the whole header value: a token, maybe
+                raise InvalidInputError(
+                    f"{method} {path}: a header value is not ASCII (tokens and header values must be)",
+                    method=method,
+                    path=path,
                 ) from None
             except httpx.InvalidURL:
                 raise InvalidInputError(f"Not a valid URL or path: {path_or_url!r}") from None
+            try:
+                response = await client.send(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as exc:
+                failure, cause = _Failure.CONNECT, _cause(exc)
+                if _certificate_failure(exc) is not None:  # a certificate that cannot be verified will not heal
+                    raise TransportError(
+                        f"{method} {path} failed: the TLS certificate of {host} could not be verified ({cause}); "
+                        "not retried. Give verify= the CA bundle that signed it (a path or an ssl.SSLContext), or "
+                        "check that the URL names the right host",
+                        method=method,
+                        path=path,
+                    ) from None
+            except httpx.TimeoutException as exc:
+                failure, cause = _Failure.TIMEOUT, _cause(exc)
+            except httpx.DecodingError as exc:  # the answer arrived, but its body could not be decoded
+                note = f"; {_reconcile_hint(path)}" if retry is RetryClass.ACTION else ""
+                raise ProtocolError(
+                    f"{method} {path}: {host} answered, but the response body could not be decoded "
+                    f"({_cause(exc)}){note}",
+                    method=method,
+                    path=path,
+                ) from None
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                failure, cause = _Failure.LOST, _cause(exc)
+            except httpx.HTTPError as exc:  # a local problem (bad URL scheme, protocol misuse): not worth a retry
+                raise TransportError(
+                    f"{method} {path} could not be sent to {host}: {_cause(exc)}", method=method, path=path
+                ) from None
+            except httpx.InvalidURL:
+                raise InvalidInputError(f"Not a valid URL or path: {path_or_url!r}") from None
+            except RuntimeError:
+                if client.is_closed:  # aclose() ran while this request was in flight
+                    raise self._closed_error(method, path, retries) from None
+                raise
 
             retry_after: float | None = None
             if response is not None:
@@ -400,18 +519,19 @@ class Transport:
                     attempt -= 1
                     log.info("%s %s answered 401; obtaining a new token and replaying once", method, path)
                     continue
-                if status == 429:
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"), s.clock())
-                elif status not in RETRYABLE_STATUSES:
+                if status != 429 and status not in RETRYABLE_STATUSES:
                     raise error_for_response(response, method, path)
-                elif retry is RetryClass.ACTION:
+                if status != 429 and retry is RetryClass.ACTION:
                     raise error_for_response(response, method, path, _reconcile_hint(path))
+                # Any retried answer may say when to come back (429, and 503 in particular).
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), s.clock())
                 reason = f"HTTP {status}"
             else:
                 assert failure is not None
+                cause = f"{host}: {cause}"
                 if failure is not _Failure.CONNECT and retry is RetryClass.ACTION:
-                    raise self._failure_error(failure, method, path, _reconcile_hint(path))
-                reason = failure.value
+                    raise self._failure_error(failure, method, path, _reconcile_hint(path), cause)
+                reason = f"{failure.value} ({cause})"
 
             delay = retry_after if retry_after is not None else self._backoff(retries + 1)
             elapsed = max(time.monotonic() - started, slept)
@@ -424,7 +544,7 @@ class Transport:
                 if response is not None:
                     raise error_for_response(response, method, path, why)
                 assert failure is not None
-                raise self._failure_error(failure, method, path, why)
+                raise self._failure_error(failure, method, path, why, cause)
             retries += 1
             log.warning(
                 "%s %s: %s; retry %d of %d in %.2f s%s",
@@ -440,9 +560,18 @@ class Transport:
             slept += delay
 
     @staticmethod
-    def _failure_error(failure: _Failure, method: str, path: str, note: str) -> AnaplanError:
+    def _failure_error(failure: _Failure, method: str, path: str, note: str, cause: str) -> AnaplanError:
         cls = AnaplanTimeoutError if failure is _Failure.TIMEOUT else TransportError
-        return cls(f"{method} {path} failed: {failure.value}; {note}", method=method, path=path)
+        return cls(f"{method} {path} failed: {failure.value} ({cause}); {note}", method=method, path=path)
+
+    @staticmethod
+    def _closed_error(method: str, path: str, retries: int) -> TransportError:
+        when = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+        return TransportError(
+            f"{method} {path} was abandoned{when}: the client was closed (aclose) while the request was in flight",
+            method=method,
+            path=path,
+        )
 
 
 __all__ = [

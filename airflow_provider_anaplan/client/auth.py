@@ -2,9 +2,14 @@
 
 Each auth class validates its credentials when it is built (before any network call) and knows how to obtain a new
 token. Tokens live in :data:`token_cache`, one per (credential, auth URL) per process: a token is a plain value that
-any event loop may use; only the lock that makes a refresh single-flight is per event loop, and it is held only while
-a token is being obtained, never across ordinary requests. The cache, not a client that borrowed a token, logs tokens
-out: at process exit (best effort) or on ``await token_cache.logout_all()``.
+any event loop may use. A refresh is single-flight within the process: an asyncio lock per event loop, then a thread
+lock per credential (waited for off the loop), both held only while a token is being obtained, never across ordinary
+requests. The cache, not a client that borrowed a token, logs tokens out: at process exit (best effort) or on
+``await token_cache.logout_all()``; a forked child forgets its parent's tokens and never logs them out.
+
+OAuth refresh tokens rotate: every auth object for one OAuth client (id, secret, OAuth URL) follows one rotation chain
+per process, so an auth built from any refresh token of the chain (the first, or a rotated one read back from storage)
+uses the newest.
 
 No secret (password, private key, key password, token, refresh token, client secret) appears in a repr, a message or
 a log line; the cache is keyed by a keyed hash of the credential, never the credential itself.
@@ -16,6 +21,7 @@ import abc
 import asyncio
 import atexit
 import base64
+import contextlib
 import hashlib
 import hmac
 import inspect
@@ -25,7 +31,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +43,16 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .errors import AnaplanError, AuthenticationError, ConfigurationError, InvalidInputError, ProtocolError
+from .errors import (
+    AnaplanError,
+    AuthenticationError,
+    ConfigurationError,
+    InvalidInputError,
+    ProtocolError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
 
 if TYPE_CHECKING:
     from ._transport import RetryClass
@@ -48,6 +63,8 @@ log = logging.getLogger("airflow_provider_anaplan.client")
 _PROCESS_KEY = secrets.token_bytes(32)  # keys the credential fingerprints: they cannot be matched across processes
 CERTIFICATE_RANDOM_BYTES = 150  # Anaplan needs at least 100 random bytes to sign
 LOGOUT_TIMEOUT = 3.0  # seconds the exit-time logout may take in all
+RENEW_BACKOFF = 30.0  # after a failed renewal of a still-valid token, seconds before the next try (at most)
+_TRANSIENT = (ServerError, TransportError, RateLimitedError)  # a renewal that failed like this may work later
 
 
 def _fingerprint(kind: str, *parts: str | bytes) -> str:
@@ -87,12 +104,17 @@ class Token:
         return now >= expires - margin
 
 
+def _is_header_safe(value: str) -> bool:
+    """True for a token that can go into an HTTP header as is: printable ASCII without spaces."""
+    return bool(value) and value.isascii() and all(33 <= ord(c) <= 126 for c in value)
+
+
 def _token_from_auth_service(response: httpx.Response, now: float) -> Token:
     """The token in a /token/authenticate or /token/refresh answer (any 2xx; unknown fields ignored)."""
     try:
         info = response.json()["tokenInfo"]
         value, expires = info["tokenValue"], info.get("expiresAt")
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not _is_header_safe(value):
             raise TypeError
         return Token(value, int(expires) if expires is not None else None, now)
     except (ValueError, KeyError, TypeError):
@@ -143,6 +165,10 @@ class AnaplanAuth(abc.ABC):
     def initial_token(self) -> Token | None:
         """A token known without a network call (a static token), else None."""
         return None
+
+    def cache_key(self, settings: ClientSettings) -> tuple[str, str]:
+        """Where the token cache keeps this credential's token: (fingerprint, the URL of the service that issues it)."""
+        return (self.fingerprint, settings.auth_url)
 
     async def refresh_token(self, io: AuthIO, token: Token) -> Token:
         """Extend ``token`` with POST /token/refresh (Anaplan may keep or change its value)."""
@@ -214,6 +240,10 @@ def _read_pem_source(name: str, source: str | bytes | os.PathLike[str], *, secre
     except OSError as exc:
         raise ConfigurationError(
             f"{name} is neither PEM content nor a readable file{shown}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    except ValueError:  # a NUL byte in the path
+        raise ConfigurationError(
+            f"{name} is neither PEM content nor a usable file path: it contains a NUL byte"
         ) from None
 
 
@@ -333,7 +363,16 @@ class StaticTokenAuth(AnaplanAuth):
     logs_out = False
 
     def __init__(self, token: str, expires_at_ms: int | None = None) -> None:
-        self._token = Token(_require_text("token", token).strip(), expires_at_ms, time.time())
+        value = _require_text("token", token).strip()
+        if not _is_header_safe(value):  # checked here: httpx would fail later with the token in its message
+            raise ConfigurationError(
+                "token must be printable ASCII without spaces (an Anaplan token value as Anaplan issued it)"
+            )
+        if expires_at_ms is not None and (isinstance(expires_at_ms, bool) or not isinstance(expires_at_ms, int)):
+            raise ConfigurationError(
+                f"expires_at_ms must be epoch milliseconds (an int), got {type(expires_at_ms).__name__}"
+            )
+        self._token = Token(value, expires_at_ms, time.time())
         self._fingerprint = _fingerprint("static", self._token.value)
 
     @property
@@ -354,18 +393,43 @@ class StaticTokenAuth(AnaplanAuth):
 
 
 RefreshTokenCallback = Callable[[str], Awaitable[None] | None]
+RefreshTokenLoader = Callable[[], Awaitable[str | None] | str | None]
 
-# The latest refresh token per OAuth credential, so that every auth object built from the same stored token follows
-# the rotation (a rotated refresh token is single-use). Keyed by fingerprint, like the token cache.
-_rotated_refresh_tokens: dict[str, str] = {}
-_rotation_mutex = threading.Lock()
+
+@dataclass
+class _Chain:
+    """The refresh tokens of one OAuth rotation chain in this process: every token seen (as keyed hashes) and the
+    newest, which is the only one still usable when the client rotates."""
+
+    id: str
+    newest: str = field(repr=False)
+    known: set[str] = field(default_factory=set, repr=False)
+
+
+# Rotation chains per OAuth credential and OAuth URL: (client_id, keyed hash of the secret, OAuth URL) -> chains.
+# An auth built from any token of a chain maps to that chain, so two auths for one credential never spend each
+# other's refresh tokens; an unknown refresh token starts a chain of its own.
+_chains: dict[tuple[str, str, str], list[_Chain]] = {}
+_chains_mutex = threading.Lock()
+
+
+def _token_mark(refresh_token: str) -> str:
+    return _fingerprint("oauth-refresh-token", refresh_token)
+
+
+def _is_invalid_grant(error: AnaplanError) -> bool:
+    return error.status in (400, 401) and "invalid_grant" in (error.anaplan_message or "")
 
 
 class OAuthRefreshTokenAuth(AnaplanAuth):
     """An OAuth client id and refresh token (plus the secret of an authorization-code client).
 
     Rotating refresh tokens are single-use: each new one is passed to ``on_refresh_token`` (sync or async), which must
-    persist it before it returns; only then is the new access token used.
+    persist it before it returns; only then is the new access token used. Every auth object for the same client, secret
+    and OAuth URL in this process follows one rotation chain: one built from an older token of the chain uses the
+    newest. When Anaplan refuses the refresh token (``invalid_grant``: another thread or process spent it), the newest
+    token of the chain and then ``load_refresh_token`` (sync or async, returning the persisted refresh token) are read
+    again, and the refresh is tried once more if either differs from the refused one.
     """
 
     can_refresh = False  # access tokens are renewed with the refresh grant, not /token/refresh
@@ -377,6 +441,8 @@ class OAuthRefreshTokenAuth(AnaplanAuth):
         refresh_token: str,
         client_secret: str | None = None,
         on_refresh_token: RefreshTokenCallback | None = None,
+        *,
+        load_refresh_token: RefreshTokenLoader | None = None,
     ) -> None:
         self.client_id = _require_text("client_id", client_id).strip()
         self._initial_refresh_token = _require_text("refresh_token", refresh_token).strip()
@@ -385,7 +451,11 @@ class OAuthRefreshTokenAuth(AnaplanAuth):
         self._client_secret = client_secret or None
         if on_refresh_token is not None and not callable(on_refresh_token):
             raise ConfigurationError("on_refresh_token must be a callable that persists the new refresh token")
+        if load_refresh_token is not None and not callable(load_refresh_token):
+            raise ConfigurationError("load_refresh_token must be a callable that returns the stored refresh token")
         self.on_refresh_token = on_refresh_token
+        self.load_refresh_token = load_refresh_token
+        self._secret_mark = _fingerprint("oauth-secret", self._client_secret or "")
         self._fingerprint = _fingerprint(
             "oauth", self.client_id, self._client_secret or "", self._initial_refresh_token
         )
@@ -394,15 +464,87 @@ class OAuthRefreshTokenAuth(AnaplanAuth):
     def fingerprint(self) -> str:
         return self._fingerprint
 
-    @property
-    def _refresh_token(self) -> str:
-        with _rotation_mutex:
-            return _rotated_refresh_tokens.get(self._fingerprint, self._initial_refresh_token)
+    def _chain(self, oauth_url: str) -> _Chain:
+        """The rotation chain this auth's refresh token belongs to at ``oauth_url`` (started when unknown)."""
+        mark = _token_mark(self._initial_refresh_token)
+        with _chains_mutex:
+            chains = _chains.setdefault((self.client_id, self._secret_mark, oauth_url), [])
+            for chain in chains:
+                if mark in chain.known:
+                    return chain
+            chain = _Chain(
+                id=_fingerprint("oauth-chain", self.client_id, self._secret_mark, oauth_url, mark),
+                newest=self._initial_refresh_token,
+                known={mark},
+            )
+            chains.append(chain)
+            return chain
+
+    @staticmethod
+    def _newest(chain: _Chain) -> str:
+        with _chains_mutex:
+            return chain.newest
+
+    @staticmethod
+    def _advance(chain: _Chain, refresh_token: str) -> None:
+        with _chains_mutex:
+            chain.newest = refresh_token
+            chain.known.add(_token_mark(refresh_token))
+
+    def cache_key(self, settings: ClientSettings) -> tuple[str, str]:
+        # Keyed by the rotation chain, so auths built from different tokens of one chain share one access token.
+        return (self._chain(settings.oauth_url).id, settings.oauth_url)
 
     async def create_token(self, io: AuthIO) -> Token:
+        chain = self._chain(io.settings.oauth_url)
+        tried = self._newest(chain)
+        try:
+            return await self._grant(io, chain, tried)
+        except AuthenticationError as exc:
+            if not _is_invalid_grant(exc):
+                raise
+            newer = await self._newer_refresh_token(chain, tried, exc)
+            if newer is None:
+                raise
+            log.info(
+                "Anaplan refused the OAuth refresh token of client %s (already used?); a newer one is known, trying "
+                "it once",
+                self.client_id,
+            )
+            return await self._grant(io, chain, newer)
+
+    async def _newer_refresh_token(self, chain: _Chain, tried: str, refused: AuthenticationError) -> str | None:
+        """The chain's newest refresh token, else the persisted one, when it differs from ``tried``; else None."""
+        newest = self._newest(chain)
+        if newest != tried:
+            return newest
+        if self.load_refresh_token is None:
+            return None
+        try:
+            loaded = self.load_refresh_token()
+            if inspect.isawaitable(loaded):
+                loaded = await loaded
+        except Exception as exc:
+            raise AuthenticationError(
+                f"{refused} Reading the stored refresh token with load_refresh_token failed too "
+                f"({type(exc).__name__}).",
+                status=refused.status,
+                anaplan_message=refused.anaplan_message,
+                method=refused.method,
+                path=refused.path,
+            ) from None
+        if not isinstance(loaded, str) or not loaded.strip() or loaded.strip() == tried:
+            return None
+        loaded = loaded.strip()
+        self._advance(chain, loaded)  # the stored token is the chain's newest (another process rotated it)
+        return loaded
+
+    async def _grant(self, io: AuthIO, chain: _Chain, refresh_token: str) -> Token:
+        """One refresh grant with ``refresh_token``; a rotated refresh token is persisted before the access token is
+        returned."""
         from ._transport import RetryClass
 
-        body = {"grant_type": "refresh_token", "client_id": self.client_id, "refresh_token": self._refresh_token}
+        body = {"grant_type": "refresh_token", "client_id": self.client_id, "refresh_token": refresh_token}
         if self._client_secret:
             body["client_secret"] = self._client_secret
         try:
@@ -425,7 +567,7 @@ class OAuthRefreshTokenAuth(AnaplanAuth):
             data = response.json()
             access, expires_in = data["access_token"], data.get("expires_in")
             new_refresh = data.get("refresh_token")
-            if not isinstance(access, str) or not access:
+            if not isinstance(access, str) or not _is_header_safe(access):
                 raise TypeError
             expires_at_ms = int((now + float(expires_in)) * 1000) if expires_in is not None else None
         except (ValueError, KeyError, TypeError):
@@ -435,14 +577,13 @@ class OAuthRefreshTokenAuth(AnaplanAuth):
                 method="POST",
                 path="/oauth/token",
             ) from None
-        if isinstance(new_refresh, str) and new_refresh and new_refresh != self._refresh_token:
-            await self._persist(new_refresh)
+        if isinstance(new_refresh, str) and new_refresh and new_refresh != refresh_token:
+            await self._persist(chain, new_refresh)
         return Token(access, expires_at_ms, now)
 
-    async def _persist(self, new_refresh: str) -> None:
+    async def _persist(self, chain: _Chain, new_refresh: str) -> None:
         """Hand a rotated refresh token to the callback, then remember it for this process."""
-        with _rotation_mutex:  # the old one is spent either way: keep the new one in memory first
-            _rotated_refresh_tokens[self._fingerprint] = new_refresh
+        self._advance(chain, new_refresh)  # the old one is spent either way: keep the new one in memory first
         if self.on_refresh_token is None:
             log.warning(
                 "Anaplan rotated the OAuth refresh token of client %s, but no on_refresh_token callback is set: "
@@ -465,6 +606,25 @@ class OAuthRefreshTokenAuth(AnaplanAuth):
         return f"OAuthRefreshTokenAuth(client_id={self.client_id!r})"
 
 
+@contextlib.asynccontextmanager
+async def _holding(lock: threading.Lock) -> AsyncIterator[None]:
+    """Hold a thread lock from a coroutine: waited for in a worker thread, so the event loop never blocks; a waiter
+    cancelled meanwhile releases the lock as soon as its thread gets it."""
+    if not lock.acquire(blocking=False):
+        acquiring = asyncio.ensure_future(asyncio.to_thread(lock.acquire))
+        try:
+            await asyncio.shield(acquiring)
+        except BaseException:
+            acquiring.add_done_callback(
+                lambda done: lock.release() if not done.cancelled() and done.exception() is None else None
+            )
+            raise
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 # --------------------------------------------------------------------------------------------------- the token cache
 @dataclass
 class _Entry:
@@ -474,6 +634,9 @@ class _Entry:
     locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
         default_factory=weakref.WeakKeyDictionary
     )
+    # Single-flight across threads (each with its own event loop): held only while a token is obtained.
+    renewing: threading.Lock = field(default_factory=threading.Lock)
+    renew_not_before: float = 0.0  # after a failed renewal of a still-valid token: no new try before this
 
 
 class TokenCache:
@@ -483,12 +646,16 @@ class TokenCache:
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._mutex = threading.Lock()
         self._atexit_registered = False
+        _caches.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Forget the parent's tokens (never log them out: they are the parent's) and renew every lock, which a
+        thread of the parent may have held at the fork."""
+        self._mutex = threading.Lock()
+        self._entries = {}
 
     def _entry(self, auth: AnaplanAuth, settings: ClientSettings) -> _Entry:
-        key = (
-            auth.fingerprint,
-            settings.auth_url if not isinstance(auth, OAuthRefreshTokenAuth) else settings.oauth_url,
-        )
+        key = auth.cache_key(settings)
         with self._mutex:
             entry = self._entries.get(key)
             if entry is None:
@@ -506,10 +673,12 @@ class TokenCache:
             return lock
 
     @staticmethod
-    def _usable(token: Token | None, stale: Token | None, now: float, margin: float) -> bool:
-        if token is None or (stale is not None and token.value == stale.value):
+    def _usable(entry: _Entry, auth: AnaplanAuth, token: Token | None, stale: Token | None, now: float) -> bool:
+        if token is None or (stale is not None and token.value == stale.value) or token.expired(now):
             return False
-        return not token.needs_refresh(now, margin)
+        if not (auth.can_create or auth.can_refresh):
+            return True  # nothing could replace it: use it until it has actually expired
+        return not token.needs_refresh(now, entry.settings.refresh_margin) or now < entry.renew_not_before
 
     def peek(self, auth: AnaplanAuth, settings: ClientSettings) -> Token | None:
         """The cached token for this credential and host, if any (no network call)."""
@@ -522,44 +691,63 @@ class TokenCache:
         if entry.token is None:
             entry.token = auth.initial_token()
         token = entry.token
-        if self._usable(token, stale, settings.clock(), settings.refresh_margin):
+        if self._usable(entry, auth, token, stale, settings.clock()):
             assert token is not None
             return token
-        async with self._lock(entry):  # held only while a token is obtained
+        # Held only while a token is obtained: first this loop's asyncio lock (so one coroutine per loop waits for
+        # the thread lock), then the credential's thread lock (so one thread of the process renews).
+        async with self._lock(entry), _holding(entry.renewing):
             token = entry.token
             now = settings.clock()
-            if self._usable(token, stale, now, settings.refresh_margin):
+            if self._usable(entry, auth, token, stale, now):
                 assert token is not None
                 return token
-            renewed = await self._renew(auth, io, token, stale, now)
+            renewed = await self._renew(entry, auth, io, token, stale, now)
             entry.token = renewed
-            if auth.logs_out:
+            if auth.logs_out and renewed is not token:
                 self._register_atexit()
             return renewed
 
     async def _renew(
-        self, auth: AnaplanAuth, io: AuthIO, token: Token | None, stale: Token | None, now: float
+        self, entry: _Entry, auth: AnaplanAuth, io: AuthIO, token: Token | None, stale: Token | None, now: float
     ) -> Token:
         refused = stale is not None and token is not None and token.value == stale.value
-        if token is not None and not refused and not token.expired(now) and auth.can_refresh:
-            try:
-                renewed = await auth.refresh_token(io, token)
-                log.info("Refreshed the Anaplan token of %r before it expires", auth)
-                return renewed
-            except AuthenticationError:
-                log.info("Anaplan refused to refresh the token of %r; authenticating again", auth)
-        if refused:
-            log.info("Anaplan refused the token of %r (401); obtaining a new one", auth)
-        token = await auth.create_token(io)
-        log.info("Obtained a new Anaplan token for %r", auth)
-        return token
+        valid = token is not None and not refused and not token.expired(now)
+        try:
+            if valid and auth.can_refresh:
+                assert token is not None
+                try:
+                    renewed = await auth.refresh_token(io, token)
+                    log.info("Refreshed the Anaplan token of %r before it expires", auth)
+                    return renewed
+                except AuthenticationError:
+                    log.info("Anaplan refused to refresh the token of %r; authenticating again", auth)
+            if refused:
+                log.info("Anaplan refused the token of %r (401); obtaining a new one", auth)
+            created = await auth.create_token(io)
+            log.info("Obtained a new Anaplan token for %r", auth)
+            return created
+        except _TRANSIENT as exc:
+            if not valid:
+                raise
+            assert token is not None and token.expires_at is not None
+            left = token.expires_at - io.settings.clock()
+            entry.renew_not_before = io.settings.clock() + min(RENEW_BACKOFF, max(left / 2, 0.0))
+            log.warning(
+                "Could not renew the Anaplan token of %r ahead of its expiry (%s); using the current one, valid for "
+                "%.0f s more",
+                auth,
+                type(exc).__name__,
+                left,
+            )
+            return token
 
     def clear(self) -> None:
-        """Forget every token and rotated refresh token without logging any out (tests; a forked process)."""
+        """Forget every token and OAuth rotation chain without logging any out (tests)."""
         with self._mutex:
             self._entries.clear()
-        with _rotation_mutex:
-            _rotated_refresh_tokens.clear()
+        with _chains_mutex:
+            _chains.clear()
 
     async def logout_all(self, within: float = LOGOUT_TIMEOUT) -> int:
         """Log out (POST /token/logout) every token this process obtained and forget them; returns how many went.
@@ -603,9 +791,7 @@ class TokenCache:
 
 async def _logout(settings: ClientSettings, token: Token, within: float) -> bool:
     try:
-        async with httpx.AsyncClient(
-            transport=settings.transport, verify=settings.verify, proxy=settings.proxy, timeout=within
-        ) as client:
+        async with httpx.AsyncClient(**settings.httpx_options(timeout=within)) as client:
             response = await client.post(
                 f"{settings.auth_url}/token/logout", headers={"Authorization": f"AnaplanAuthToken {token.value}"}
             )
@@ -616,6 +802,21 @@ async def _logout(settings: ClientSettings, token: Token, within: float) -> bool
         log.info("Could not log out an Anaplan token: %s", type(exc).__name__)
     return False
 
+
+_caches: weakref.WeakSet[TokenCache] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with no tokens (its parent's stay the parent's: never used or logged out here) and
+    fresh locks; the OAuth rotation chains are kept, so the child knows the newest refresh tokens."""
+    global _chains_mutex
+    _chains_mutex = threading.Lock()
+    for cache in list(_caches):
+        cache._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 token_cache = TokenCache()
 """The process-wide token cache every client uses by default."""

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 from types import TracebackType
 from typing import Any
 
 from ._transport import Transport
+from .alm import ALMAPI
 from .auth import AnaplanAuth
 from .errors import ConfigurationError
+from .files import FilesAPI
 from .settings import ClientSettings
+from .tasks import TasksAPI
 from .workspace import MetadataAPI
 
 
-class AnaplanClient(MetadataAPI):
-    """An async Anaplan client: metadata and name resolution today; files, tasks and ALM join as mixins.
+class AnaplanClient(TasksAPI, FilesAPI, MetadataAPI, ALMAPI):
+    """An async Anaplan client: metadata and name resolution, files, tasks, and ALM (revisions, syncs, reports).
 
     ``settings`` (a :class:`ClientSettings`) or keyword settings (``base_url=``, ``api_url=``, ``timeout=``...), or
     both (the keywords override the object's fields). Use it as ``async with AnaplanClient(auth) as client: ...``,
@@ -29,10 +31,8 @@ class AnaplanClient(MetadataAPI):
                 f"auth must be an AnaplanAuth (BasicAuth, CertificateAuth, StaticTokenAuth or OAuthRefreshTokenAuth), "
                 f"got {type(auth).__name__}"
             )
-        if settings is None:
-            settings = ClientSettings(**settings_kwargs)
-        elif settings_kwargs:
-            settings = dataclasses.replace(settings, **settings_kwargs)
+        # Unknown keywords are a ConfigurationError; base_url with settings= also moves the hosts not given.
+        settings = ClientSettings.from_options(settings, **settings_kwargs)
         self.auth = auth
         self.settings = settings
         super().__init__(Transport(settings, auth))

@@ -41,23 +41,16 @@ class AnaplanError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
 
-    def __reduce__(self):  # keep the keyword attributes through pickling (Airflow pickles some exceptions)
-        return (
-            _rebuild,
-            (type(self), self.message, self.status, self.anaplan_message, self.method, self.path),
-        )
+    def __reduce__(self):  # keep every attribute through pickling (Airflow pickles some exceptions)
+        # Subclasses take other constructor arguments (NameNotFoundError: kind, name, ...), so the error is rebuilt
+        # without calling its __init__ and given back its whole __dict__: each subclass's own attributes round-trip.
+        return (_rebuild, (type(self), self.message), dict(self.__dict__))
 
 
-def _rebuild(
-    cls: type[AnaplanError],
-    message: str,
-    status: int | None,
-    anaplan_message: str | None,
-    method: str | None,
-    path: str | None,
-) -> AnaplanError:
+def _rebuild(cls: type[AnaplanError], message: str) -> AnaplanError:
     error = cls.__new__(cls)
-    AnaplanError.__init__(error, message, status=status, anaplan_message=anaplan_message, method=method, path=path)
+    Exception.__init__(error, message)
+    error.message = message
     return error
 
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib.util
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import InitVar, dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,20 +27,29 @@ API_PREFIX = "/2/0"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=30.0, read=300.0, write=300.0, pool=60.0)
 
 
+def _shown(text: str) -> str:
+    """``text`` for an error message, unless it may hold credentials (``user:password@``): then only a placeholder."""
+    return "a URL with credentials (not shown)" if "@" in text else repr(text)
+
+
 def _origin(name: str, value: str) -> str:
-    """``value`` as a bare origin (``scheme://host[:port]``); ConfigurationError for anything with a path or query."""
+    """``value`` as a bare origin (``scheme://host[:port]``); ConfigurationError for anything with a path or query.
+
+    Credentials in the URL are checked first, and no message ever echoes a value that may carry them.
+    """
     if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{name} must be a URL such as 'https://host', got {value!r}")
+        shown = repr(value) if not isinstance(value, str) else "an empty string"
+        raise ConfigurationError(f"{name} must be a URL such as 'https://host', got {shown}")
     text = value.strip()
+    if "@" in text:  # user:password@host (also without a scheme, which urlsplit would not see as a netloc)
+        raise ConfigurationError(f"{name} must not carry credentials; give them to the auth class instead")
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError as exc:
         raise ConfigurationError(f"{name} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{name} must start with http:// or https:// and name a host, got {text!r}")
-    if parts.username or parts.password:
-        raise ConfigurationError(f"{name} must not carry credentials; give them to the auth class instead")
+        raise ConfigurationError(f"{name} must start with http:// or https:// and name a host, got {_shown(text)}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         hint = " (the client adds /2/0 itself)" if parts.path.rstrip("/").endswith(API_PREFIX) else ""
         raise ConfigurationError(
@@ -44,6 +58,74 @@ def _origin(name: str, value: str) -> str:
             + (" and a query" if parts.query else "")
         )
     return f"{parts.scheme}://{parts.netloc}"
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def _check_proxy(proxy: Any) -> None:
+    """ConfigurationError for a proxy httpx cannot use; never echoes the proxy URL (it may carry a password)."""
+    if isinstance(proxy, httpx.Proxy):
+        url = proxy.url
+    elif isinstance(proxy, str | httpx.URL):
+        try:
+            url = httpx.URL(proxy)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            raise ConfigurationError("proxy is not a valid URL (give it as 'http://host:port')") from None
+    else:
+        raise ConfigurationError(f"proxy must be a URL string such as 'http://host:port', got {type(proxy).__name__}")
+    if url.scheme not in PROXY_SCHEMES or not url.host:
+        scheme = f"a {url.scheme}:// URL" if url.scheme else "a URL without a scheme"
+        raise ConfigurationError(
+            f"proxy must be an http://, https:// or socks5:// URL naming a host, got {scheme}; "
+            "give it as 'http://host:port'"
+        )
+    if url.scheme.startswith("socks5") and importlib.util.find_spec("socksio") is None:
+        raise ConfigurationError(
+            "proxy is a socks5:// URL, which needs the 'socksio' package: pip install 'httpx[socks]', "
+            "or use an http:// proxy"
+        )
+
+
+def _check_timeout(timeout: Any) -> None:
+    if timeout is None or isinstance(timeout, httpx.Timeout):
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        got = repr(timeout) if isinstance(timeout, int | float) else f"a {type(timeout).__name__}"
+        raise ConfigurationError(
+            f"timeout must be a number of seconds > 0, an httpx.Timeout or None, got {got}; e.g. timeout=60"
+        )
+
+
+def _ssl_context(verify: Any) -> bool | ssl.SSLContext:
+    """What httpx gets for ``verify``: a bool or SSLContext as given, a CA bundle path (file or directory, ``~``
+    expanded) as an SSLContext; ConfigurationError (naming the path, never its content) when it cannot be used."""
+    if isinstance(verify, bool | ssl.SSLContext):
+        return verify
+    if not isinstance(verify, str | os.PathLike):
+        raise ConfigurationError(
+            f"verify must be True, False, an ssl.SSLContext or the path of a CA bundle, got {type(verify).__name__}"
+        )
+    text = os.fspath(verify)
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigurationError("verify must be True, False, an ssl.SSLContext or the path of a CA bundle")
+    if "\x00" in text:
+        raise ConfigurationError("verify is not a usable path: it contains a NUL byte")
+    path = Path(text).expanduser()
+    try:
+        if path.is_dir():
+            return ssl.create_default_context(capath=str(path))
+        return ssl.create_default_context(cafile=str(path))
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        reason = (
+            "no such file or directory"
+            if isinstance(exc, FileNotFoundError)
+            else getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
+        )
+        raise ConfigurationError(
+            f"verify={text!r} is not a usable CA bundle ({reason}): give the path of a PEM file of CA certificates, "
+            "a directory of them, an ssl.SSLContext, or True for the system's CAs"
+        ) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,15 +182,51 @@ class ClientSettings:
         if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
             raise ConfigurationError(f"jitter must be a fraction between 0 and 1, got {self.jitter!r}")
         if self.proxy is not None:
-            try:
-                httpx.URL(self.proxy)
-            except (httpx.InvalidURL, TypeError):
-                raise ConfigurationError("proxy is not a valid URL") from None
+            _check_proxy(self.proxy)
+        _check_timeout(self.timeout)
+        object.__setattr__(self, "_verify", _ssl_context(self.verify))  # a bad CA bundle fails here, up front
+
+    @classmethod
+    def from_options(cls, settings: ClientSettings | None = None, /, **options: Any) -> ClientSettings:
+        """Settings from keyword options, or ``settings`` with some of its fields replaced by them.
+
+        An unknown option is a ConfigurationError naming it. ``base_url`` given together with ``settings`` sets every
+        host (auth, API, OAuth) that is not also given as a keyword, as it does for a new ClientSettings.
+        """
+        unknown = sorted(set(options) - _OPTION_NAMES)
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown client setting(s): {', '.join(unknown)}; the settings are: {', '.join(sorted(_OPTION_NAMES))}"
+            )
+        if settings is None:
+            return cls(**options)
+        if not isinstance(settings, ClientSettings):
+            raise ConfigurationError(f"settings must be a ClientSettings, got {type(settings).__name__}")
+        if not options:
+            return settings
+        if options.get("base_url") is not None:
+            for name in _HOST_FIELDS:
+                options.setdefault(name, "")  # empty: taken from base_url by __post_init__
+        return dataclasses.replace(settings, **options)
+
+    def httpx_options(self, **overrides: Any) -> dict[str, Any]:
+        """The keyword arguments of an ``httpx.AsyncClient`` for these settings (a CA bundle path as an SSLContext)."""
+        options: dict[str, Any] = {
+            "transport": self.transport,
+            "proxy": self.proxy,
+            "verify": getattr(self, "_verify", self.verify),
+            "timeout": self.timeout,
+        }
+        options.update(overrides)
+        return options
 
     @property
     def api_base(self) -> str:
         """The Integration/ALM API root, ``{api_url}/2/0``."""
         return f"{self.api_url}{API_PREFIX}"
 
+
+_HOST_FIELDS = ("auth_url", "api_url", "oauth_url")
+_OPTION_NAMES = frozenset({f.name for f in dataclasses.fields(ClientSettings)} | {"base_url"})
 
 __all__ = ["DEFAULT_API_URL", "DEFAULT_AUTH_URL", "DEFAULT_OAUTH_URL", "DEFAULT_TIMEOUT", "ClientSettings"]

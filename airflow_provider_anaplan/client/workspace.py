@@ -229,7 +229,11 @@ class MetadataAPI:
         return parse(ModelStatus, member(data, "requestStatus", "a model status"), "a model status")
 
     async def bulk_delete_models(self, workspace_id: str, model_ids: Iterable[str]) -> BulkDeleteResult:
-        """Delete models of a workspace in one call; the result lists those Anaplan refused (e.g. open models)."""
+        """Delete models of a workspace in one call; the result lists those Anaplan refused (e.g. open models).
+
+        The call is retried like a DELETE after a lost answer. A model the lost first call deleted is then reported by
+        the replay as a failure ("not found") instead of as deleted: list the workspace's models to confirm.
+        """
         check_workspace_id(workspace_id)
         ids = list(dict.fromkeys(check_model_id(m) for m in model_ids))
         if not ids:

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from . import admin, auth, bulk, integration
+from . import admin, alm, auth, bulk, integration
 from ._asgi import HTTPError, Receive, Request, Response, Router, Scope, Send, json_response
 from .faults import FaultInjector
 from .state import EmulatorState, default_seed
@@ -58,6 +58,7 @@ class EmulatorApp:
         self.router = Router()
         auth.register(self.router, state)
         integration.register(self.router, state)
+        alm.register(self.router, state)
         bulk.register(self.router, state)
         admin.register(self.router, state, self.faults)
 

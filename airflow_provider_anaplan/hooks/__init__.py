@@ -1,0 +1,5 @@
+"""Airflow hooks of the Anaplan provider."""
+
+from .anaplan import AnaplanHook
+
+__all__ = ["AnaplanHook"]

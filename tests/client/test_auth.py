@@ -4,7 +4,12 @@ the process-wide cache across event loops, logout, and that no secret leaks into
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
+import json
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +19,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from airflow_provider_anaplan.client._transport import Transport
@@ -24,14 +29,15 @@ from airflow_provider_anaplan.client.auth import (
     CertificateAuth,
     OAuthRefreshTokenAuth,
     StaticTokenAuth,
+    TokenCache,
     token_cache,
 )
-from airflow_provider_anaplan.client.errors import AnaplanError, AuthenticationError, ConfigurationError
+from airflow_provider_anaplan.client.errors import AnaplanError, AuthenticationError, ConfigurationError, ServerError
 from airflow_provider_anaplan.client.settings import ClientSettings
 from airflow_provider_anaplan.emulator import DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD, EmulatorApp
 from airflow_provider_anaplan.emulator._asgi import json_response
 
-from .conftest import FakeClock, LiveServer, make_settings
+from .conftest import FAST_RETRIES, FakeClock, LiveServer, make_settings
 
 CERT_EMAIL = "cert.user@anaplan.example"
 KEY_PASSWORD = "key-pass-phrase-1234"
@@ -199,6 +205,8 @@ def _bad_certificate_inputs(kit: Kit, tmp_path: Path) -> list[tuple[dict[str, An
         ({"certificate": kit.expired_cert_pem}, "expired on"),
         ({"certificate": str(tmp_path / "missing.pem")}, "neither PEM content nor a readable file"),
         ({"private_key": str(tmp_path / "missing-key.pem")}, "neither PEM content nor a readable file"),
+        ({"certificate": str(tmp_path / "cert\x00.pem")}, "certificate is neither PEM content .* NUL byte"),
+        ({"private_key": str(tmp_path / "key\x00.pem")}, "private_key is neither PEM content .* NUL byte"),
         ({"certificate": ""}, "Missing credentials"),
         ({"private_key": None}, "Missing credentials"),
         ({"payload_version": "v3"}, "payload_version"),
@@ -567,9 +575,11 @@ async def test_no_secret_in_logs_messages_or_reprs(
         *app.state.tokens,  # every token value the emulator ever issued
         *app.state.refresh_tokens,
     ]
-    key_body = kit.key_pem.decode().splitlines()[1]
+    # The key in use is the encrypted one (its password is in ``secrets``); the plain key was given in a bad input.
+    key_lines = [line for pem in (kit.encrypted_key_pem, kit.key_pem) for line in pem.decode().splitlines()[1:-1]]
+    assert len(key_lines) > 40
     blob = "\n".join(texts)
-    for secret in [*secrets, key_body]:
+    for secret in [*secrets, *key_lines]:
         assert secret not in blob
 
 
@@ -587,3 +597,263 @@ def test_exit_time_logout_is_best_effort_and_bounded(settings: ClientSettings, a
     assert app.state.tokens[token.value].revoked
     token_cache._logout_at_exit()  # nothing left: a no-op
     assert app.state.counters["auth.logout"] == 1
+
+
+# --------------------------------------------------------------------------------------------------- review fixes
+class AuthRecorder(httpx.AsyncBaseTransport):
+    """Passes requests to the emulator and keeps the header and body of every /token/authenticate call."""
+
+    def __init__(self, app: EmulatorApp) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.authentications: list[tuple[str, dict[str, Any]]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token/authenticate":
+            self.authentications.append((request.headers["Authorization"], json.loads(request.content)))
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize("version", ["v2", "v1"])
+@pytest.mark.asyncio
+async def test_certificate_payload_on_the_wire(
+    version: str, kit: Kit, app: EmulatorApp, settings: ClientSettings, clock: FakeClock
+) -> None:
+    trust(app, kit.cert_pem)
+    recorder = AuthRecorder(app)
+    auth = CertificateAuth(kit.cert_pem, kit.key_pem, payload_version=version)  # type: ignore[arg-type]
+    async with Transport(dataclasses.replace(settings, transport=recorder), auth) as t:
+        assert await whoami(t) == CERT_EMAIL
+    [(header, body)] = recorder.authentications
+    assert header == "CACertificate " + base64.b64encode(kit.cert_pem).decode()
+    data = base64.b64decode(body["encodedData"])
+    public_key = x509.load_pem_x509_certificate(kit.cert_pem).public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    # SHA512withRSA over the raw bytes, prefix included (verify raises if not)
+    public_key.verify(base64.b64decode(body["encodedSignedData"]), data, padding.PKCS1v15(), hashes.SHA512())
+    if version == "v2":
+        assert body["encodedDataFormat"] == "v2"
+        assert len(data) == 8 + 150
+        assert int.from_bytes(data[:8], "big") == int(clock())  # 8-byte big-endian epoch seconds
+    else:
+        assert "encodedDataFormat" not in body
+        assert len(data) == 150  # random bytes only, no timestamp prefix
+    assert set(body) <= {"encodedData", "encodedSignedData", "encodedDataFormat"}
+
+
+def test_static_token_must_be_printable_ascii_and_the_error_hides_it() -> None:
+    for bad in ("tökén-sécret-value", "token with spaces", "token\r\nX-Injected: 1"):
+        with pytest.raises(ConfigurationError, match="printable ASCII") as info:
+            StaticTokenAuth(bad)
+        assert bad.strip() not in str(info.value) + repr(info.value)
+        assert "sécret" not in str(info.value) and "Injected" not in str(info.value)
+
+
+@pytest.mark.asyncio
+async def test_static_token_with_an_expiry_is_used_until_it_has_actually_expired(
+    settings: ClientSettings, app: EmulatorApp, clock: FakeClock
+) -> None:
+    value = await _login(settings)
+    auth = StaticTokenAuth(value, expires_at_ms=int((clock() + 120) * 1000))
+    async with Transport(settings, auth) as t:
+        clock.advance(100)  # inside the refresh margin: nothing could refresh it, and it is still valid
+        assert await whoami(t) == DEFAULT_USER_EMAIL
+        sent = counter(app, "requests")
+        clock.advance(21)  # now past its expiry
+        with pytest.raises(AuthenticationError, match="static Anaplan token was refused or has expired"):
+            await whoami(t)
+    assert counter(app, "requests") == sent, "an expired static token is not even sent"
+
+
+@pytest.mark.asyncio
+async def test_a_failed_proactive_refresh_falls_back_to_the_still_valid_token(
+    transport: Transport, app: EmulatorApp, clock: FakeClock, settings: ClientSettings
+) -> None:
+    await whoami(transport)
+    token = token_cache.peek(transport.auth, settings)
+    app.faults.add_rule("server_error", path="^/token/", count=1000, status=503)
+    clock.advance(TTL - 60)  # inside the refresh margin
+    assert await whoami(transport) == DEFAULT_USER_EMAIL
+    assert token_cache.peek(transport.auth, settings) == token
+    failed = counter(app, "faults.server_error")
+    assert failed == settings.max_attempts  # the refresh was tried (with its retries) and given up
+    assert await whoami(transport) == DEFAULT_USER_EMAIL
+    assert counter(app, "faults.server_error") == failed, "no new try at once after a failed one"
+    clock.advance(61)  # expired: now a failure to obtain a token is the request's failure
+    with pytest.raises(ServerError):
+        await whoami(transport)
+
+
+@pytest.mark.asyncio
+async def test_the_token_lock_is_not_held_during_ordinary_requests(
+    transport: Transport, app: EmulatorApp, clock: FakeClock, settings: ClientSettings
+) -> None:
+    await whoami(transport)
+    app.faults.add_rule("delay", method="GET", path="/2/0/workspaces$", seconds=2.0)
+    slow = asyncio.create_task(transport.get_json("workspaces"))
+    while not counter(app, "faults.latency"):  # noqa: ASYNC110 - polls the emulator until the slow GET arrived
+        await asyncio.sleep(0.005)
+    clock.advance(TTL - 60)  # the next request refreshes the token first
+    assert await whoami(transport) == DEFAULT_USER_EMAIL
+    assert counter(app, "auth.refresh") == 1
+    assert not slow.done(), "the refresh completed while the slow GET was still in flight"
+    assert "workspaces" in await slow
+
+
+@pytest.mark.asyncio
+async def test_oauth_auth_from_a_rotated_token_read_back_follows_the_same_chain(
+    settings: ClientSettings, app: EmulatorApp, clock: FakeClock
+) -> None:
+    stored = [ROTATING_TOKEN]
+    first = OAuthRefreshTokenAuth(ROTATING_CLIENT, ROTATING_TOKEN, on_refresh_token=stored.append)
+    async with Transport(settings, first) as t:
+        assert await whoami(t) == DEFAULT_USER_EMAIL
+    # Another hook/operator in this process builds its auth from the token storage: the rotated token.
+    second = OAuthRefreshTokenAuth(ROTATING_CLIENT, stored[-1], on_refresh_token=stored.append)
+    async with Transport(settings, second) as t:
+        assert await whoami(t) == DEFAULT_USER_EMAIL
+    assert counter(app, "oauth.token") == 1, "both share one access token"
+    clock.advance(TTL + 5)
+    for auth in (first, second, first):
+        async with Transport(settings, auth) as t:
+            assert await whoami(t) == DEFAULT_USER_EMAIL
+    assert counter(app, "oauth.token") == 2 and len(stored) == 3
+    assert app.state.live_refresh_token(stored[-1], ROTATING_CLIENT) is not None
+
+
+@pytest.mark.asyncio
+async def test_oauth_chains_are_kept_per_secret_and_oauth_url(app: EmulatorApp, clock: FakeClock) -> None:
+    one = make_settings(app, clock)
+    other_host = ClientSettings(base_url="http://other.test", transport=httpx.ASGITransport(app=app), clock=clock)
+    auth = OAuthRefreshTokenAuth(STATIC_CLIENT, STATIC_REFRESH_TOKEN, STATIC_CLIENT_SECRET)
+    same = OAuthRefreshTokenAuth(STATIC_CLIENT, STATIC_REFRESH_TOKEN, STATIC_CLIENT_SECRET)
+    assert auth.cache_key(one) == same.cache_key(one)
+    assert auth.cache_key(one) != OAuthRefreshTokenAuth(STATIC_CLIENT, STATIC_REFRESH_TOKEN, "x").cache_key(one)
+    assert auth.cache_key(one) != auth.cache_key(other_host)
+    for s in (one, other_host):
+        async with Transport(s, auth) as t:
+            assert await whoami(t) == DEFAULT_USER_EMAIL
+    assert counter(app, "oauth.token") == 2
+
+
+def test_oauth_refresh_is_single_flight_across_threads_and_event_loops(
+    live_server: LiveServer, clock: FakeClock, app: EmulatorApp
+) -> None:
+    settings = ClientSettings(base_url=live_server.url, clock=clock, timeout=10.0, **FAST_RETRIES)
+    app.faults.add_rule("delay", path="^/oauth/token", seconds=0.5, count=2)  # both threads overlap
+    stored: list[str] = []
+    start = threading.Barrier(2)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        auth = OAuthRefreshTokenAuth(ROTATING_CLIENT, ROTATING_TOKEN, on_refresh_token=stored.append)
+
+        async def work() -> str:
+            async with Transport(settings, auth) as t:
+                return await whoami(t)
+
+        start.wait()
+        try:
+            results.append(asyncio.run(work()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and results == [DEFAULT_USER_EMAIL] * 2
+    assert counter(app, "oauth.token") == 1, "one refresh grant for both threads"
+    assert len(stored) == 1
+
+
+@pytest.mark.asyncio
+async def test_oauth_invalid_grant_retries_once_with_the_newest_token_of_the_chain(
+    settings: ClientSettings, app: EmulatorApp
+) -> None:
+    stored: list[str] = []
+
+    def transport() -> Transport:  # its own token cache: nothing shared but the rotation chain
+        auth = OAuthRefreshTokenAuth(ROTATING_CLIENT, ROTATING_TOKEN, on_refresh_token=stored.append)
+        return Transport(settings, auth, tokens=TokenCache())
+
+    first, second = transport(), transport()
+    original = app.dispatch
+    raced = False
+
+    async def dispatch(request: Any) -> Any:
+        nonlocal raced
+        if request.path == "/oauth/token" and not raced:
+            raced = True
+            await whoami(first)  # meanwhile, another user of the credential spends the refresh token
+        return await original(request)
+
+    app.dispatch = dispatch  # type: ignore[method-assign]
+    assert await whoami(second) == DEFAULT_USER_EMAIL
+    assert counter(app, "oauth.token") == 3  # first's grant, second's refused one, second's retry
+    assert len(stored) == 2 and app.state.live_refresh_token(stored[-1], ROTATING_CLIENT) is not None
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.mark.asyncio
+async def test_oauth_invalid_grant_retries_once_with_the_stored_refresh_token(
+    asynchronous: bool, settings: ClientSettings, app: EmulatorApp
+) -> None:
+    # Another process rotated the refresh token and stored the new one; this process only knows the spent one.
+    async with httpx.AsyncClient(transport=settings.transport) as raw:
+        answer = await raw.post(
+            f"{settings.oauth_url}/oauth/token",
+            json={"grant_type": "refresh_token", "client_id": ROTATING_CLIENT, "refresh_token": ROTATING_TOKEN},
+        )
+    store = [answer.json()["refresh_token"]]
+
+    async def load_async() -> str:
+        return store[-1]
+
+    def load() -> str:
+        return store[-1]
+
+    auth = OAuthRefreshTokenAuth(
+        ROTATING_CLIENT,
+        ROTATING_TOKEN,
+        on_refresh_token=store.append,
+        load_refresh_token=load_async if asynchronous else load,
+    )
+    async with Transport(settings, auth) as t:
+        assert await whoami(t) == DEFAULT_USER_EMAIL
+    assert counter(app, "oauth.token") == 3 and len(store) == 2
+    # When the stored token is the refused one too, the refusal stands (one try, no loop).
+    spent = OAuthRefreshTokenAuth(ROTATING_CLIENT, "spent-or-unknown", load_refresh_token=lambda: "spent-or-unknown")
+    async with Transport(settings, spent) as t:
+        with pytest.raises(AuthenticationError, match="invalid_grant"):
+            await whoami(t)
+    assert counter(app, "oauth.token") == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_forgets_the_parents_tokens_and_never_logs_them_out(
+    live_server: LiveServer, clock: FakeClock, app: EmulatorApp
+) -> None:
+    settings = ClientSettings(base_url=live_server.url, clock=clock, timeout=5.0)
+    transport = Transport(settings, BasicAuth(DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD))
+
+    async def work() -> str:
+        async with transport:
+            return await whoami(transport)
+
+    asyncio.run(work())
+    token = token_cache.peek(transport.auth, settings)
+    assert token is not None
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 3
+        try:
+            code = 0 if token_cache.peek(transport.auth, settings) is None else 1
+            token_cache._logout_at_exit()  # what atexit runs when the child exits
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child still knew the parent's token"
+    assert counter(app, "auth.logout") == 0 and not app.state.tokens[token.value].revoked
+    assert token_cache.peek(transport.auth, settings) == token  # the parent keeps its token

@@ -60,6 +60,22 @@ async def test_keyword_settings_and_overrides(
     assert default.settings.api_url == "https://api.anaplan.com"
 
 
+@pytest.mark.asyncio
+async def test_base_url_keyword_with_settings_moves_the_hosts_not_given(
+    basic_auth: BasicAuth, app: EmulatorApp, clock: FakeClock
+) -> None:
+    production = ClientSettings(transport=httpx.ASGITransport(app=app), clock=clock, max_attempts=2)
+    client = AnaplanClient(basic_auth, settings=production, base_url=BASE)
+    assert (client.settings.auth_url, client.settings.api_url, client.settings.oauth_url) == (BASE, BASE, BASE)
+    assert client.settings.max_attempts == 2 and client.settings.transport is production.transport
+    async with client:  # it really talks to the emulator, not to Anaplan's production hosts
+        assert (await client.get_current_user()).email == "demo@anaplan.example"
+    mixed = AnaplanClient(basic_auth, settings=production, base_url=BASE, auth_url="https://auth.example.com")
+    assert (mixed.settings.auth_url, mixed.settings.api_url) == ("https://auth.example.com", BASE)
+    with pytest.raises(ConfigurationError, match="base_url must be an origin"):
+        AnaplanClient(basic_auth, settings=production, base_url=f"{BASE}/2/0")
+
+
 def test_two_asyncio_runs_in_a_row_share_one_token(
     basic_auth: BasicAuth, settings: ClientSettings, app: EmulatorApp
 ) -> None:
@@ -89,8 +105,10 @@ def test_bad_construction() -> None:
         AnaplanClient(("demo@anaplan.example", "pw"))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         AnaplanClient(BasicAuth("demo@anaplan.example", "pw"), api_url="https://api.anaplan.com/2/0")
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError, match=r"Unknown client setting.*no_such_setting"):
         AnaplanClient(BasicAuth("demo@anaplan.example", "pw"), no_such_setting=1)
+    with pytest.raises(ConfigurationError, match=r"Unknown client setting.*no_such_setting"):
+        AnaplanClient(BasicAuth("demo@anaplan.example", "pw"), settings=ClientSettings(), no_such_setting=1)
 
 
 @pytest.mark.asyncio

@@ -3,16 +3,29 @@ and ACTION requests through injected 429s, 5xx answers, connection failures, res
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import gc
+import importlib.util
+import ipaddress
 import logging
 import socket
+import ssl
+import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import certifi
 import httpx
 import pytest
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from airflow_provider_anaplan.client._transport import (
     RetryClass,
@@ -32,6 +45,7 @@ from airflow_provider_anaplan.client.errors import (
     ModelStateError,
     NotFoundError,
     PermissionDeniedError,
+    ProtocolError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -165,7 +179,7 @@ def test_settings_repr_hides_the_proxy() -> None:
         ("POST", "/2/0/models/M/alm/comparisonReportTasks", RetryClass.ACTION),
         ("POST", "/2/0/models/M/alm/summaryReportTasks", RetryClass.ACTION),
         ("POST", "/oauth/token", RetryClass.ACTION),
-        ("POST", "/2/0/workspaces/W/bulkDeleteModels", RetryClass.ACTION),
+        ("POST", "/2/0/workspaces/W/bulkDeleteModels", RetryClass.SAFE),  # deleting twice = deleting once
     ],
 )
 def test_retry_class_of_each_row(method: str, path: str, expected: RetryClass) -> None:
@@ -246,8 +260,22 @@ async def test_unreachable_host_is_a_transport_error_never_a_raw_httpx_error(clo
     async with Transport(settings, StaticTokenAuth("a-static-token")) as t:
         with pytest.raises(TransportError, match="failed before the request was sent") as info:
             await t.get_json("users/me")
-    assert not isinstance(info.value, httpx.HTTPError)
-    assert "gave up after 2 attempt(s)" in str(info.value)
+    message = str(info.value)
+    assert "gave up after 2 attempt(s)" in message
+    assert f"127.0.0.1:{port}: ConnectError" in message, "names the host and the cause's class"
+    assert "a-static-token" not in message + repr(info.value)
+    assert not any(isinstance(c, httpx.HTTPError) for c in shown_chain(info.value)), "no raw httpx error shows"
+
+
+def shown_chain(error: BaseException) -> list[BaseException]:
+    """The exceptions a traceback of ``error`` would show under it (its cause, or its context unless suppressed)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None:
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        if current is not None:
+            chain.append(current)
+    return chain
 
 
 # --------------------------------------------------------------------------------------------------- paging
@@ -474,7 +502,7 @@ async def test_live_timeouts_retry_safe_requests_only(
         if retry is RetryClass.SAFE:
             assert Transport.json_of(await t.request("GET", "__probe/thing", retry=retry)) == {"thing": {"ok": True}}
         else:
-            with pytest.raises(AnaplanTimeoutError, match="timed out; the action may or may not have started"):
+            with pytest.raises(AnaplanTimeoutError, match=r"timed out .*; the action may or may not have started"):
                 await t.request("GET", "__probe/thing", retry=retry)
     assert app.state.counters["faults.latency"] == 1
     assert app.state.counters["requests"] == 1 + runs  # the authentication, then the probe once or twice
@@ -488,3 +516,227 @@ async def test_authentication_error_from_a_bad_password_is_not_retried(
         with pytest.raises(AuthenticationError):
             await t.get_json("users/me")
     assert app.state.counters["auth.authenticate"] == 1
+
+
+# --------------------------------------------------------------------------------------------------- review fixes
+SECRET = "hunter2-proxy-pass"
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"oauth_url": f"ftp://user:{SECRET}@host"}, "must not carry credentials"),
+        ({"api_url": f"user:{SECRET}@host"}, "must not carry credentials"),
+        ({"base_url": f"gopher://u:{SECRET}@host/path"}, "must not carry credentials"),
+        ({"proxy": f"ftp://user:{SECRET}@proxy.test:21"}, "proxy must be an http://, https:// or socks5:// URL"),
+        ({"proxy": f"http://user:{SECRET}@proxy.test:notaport"}, "proxy is not a valid URL"),
+        ({"proxy": 3128}, "proxy must be a URL string"),
+        ({"verify": "/missing.pem"}, r"verify='/missing.pem' is not a usable CA bundle \(no such file"),
+        ({"verify": "/tmp/ca\x00.pem"}, "NUL byte"),
+        ({"verify": 3}, "verify must be True, False, an ssl.SSLContext or the path"),
+        ({"timeout": "abc"}, "timeout must be a number of seconds > 0.*got a str"),
+        ({"timeout": -1}, "timeout must be a number of seconds > 0.*got -1"),
+        ({"timeout": True}, "timeout must be"),
+    ],
+)
+def test_settings_fail_with_a_configuration_error_that_never_echoes_credentials(
+    options: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=match) as info:
+        ClientSettings(**options)
+    assert SECRET not in str(info.value) + repr(info.value)
+
+
+def test_settings_socks_proxy_without_socksio_is_a_configuration_error() -> None:
+    if importlib.util.find_spec("socksio") is not None:
+        assert ClientSettings(proxy="socks5://proxy.test:1080").proxy
+        return
+    with pytest.raises(ConfigurationError, match="socksio") as info:
+        ClientSettings(proxy=f"socks5://user:{SECRET}@proxy.test:1080")
+    assert SECRET not in str(info.value)
+
+
+def test_settings_accept_usable_verify_and_timeout_values(tmp_path: Any) -> None:
+    assert ClientSettings(timeout=None).timeout is None
+    assert ClientSettings(timeout=12).httpx_options()["timeout"] == 12
+    assert ClientSettings(verify=False).httpx_options()["verify"] is False
+    context = ClientSettings(verify=certifi.where()).httpx_options()["verify"]
+    assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
+    (tmp_path / "empty.pem").write_text("not a certificate")
+    with pytest.raises(ConfigurationError, match="not a usable CA bundle"):
+        ClientSettings(verify=str(tmp_path / "empty.pem"))
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Passes requests on and records each one."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.asyncio
+async def test_credentials_are_sent_only_to_the_configured_hosts(
+    settings: ClientSettings, app: EmulatorApp, basic_auth: BasicAuth
+) -> None:
+    recorder = Recorder(httpx.ASGITransport(app=app))
+    async with Transport(dataclasses.replace(settings, transport=recorder), basic_auth) as t:
+        assert (await t.get_json(f"{BASE}/2/0/users/me"))["user"]["email"] == DEFAULT_USER_EMAIL  # same origin
+        assert (await t.get_json("HTTP://EMULATOR.TEST:80/2/0/users/me"))["user"]["email"] == DEFAULT_USER_EMAIL
+        sent = len(recorder.requests)
+        for url in (
+            "https://elsewhere.test/2/0/users/me",
+            "http://emulator.test:8080/2/0/users/me",  # another port
+            "https://emulator.test/2/0/users/me",  # another scheme
+            "http://emulator.test.evil.test/2/0/users/me",
+        ):
+            with pytest.raises(InvalidInputError, match="Refusing to send Anaplan credentials") as info:
+                await t.request("GET", url)
+            assert "configured api_url (http://emulator.test)" in str(info.value)
+        with pytest.raises(InvalidInputError, match="auth_url or oauth_url"):
+            await t.call("POST", "https://elsewhere.test/token/authenticate", headers={"Authorization": "Basic eA=="})
+    assert len(recorder.requests) == sent, "nothing was sent to another host"
+
+
+def test_parse_retry_after_dates_without_a_zone_are_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "XYZ+05")  # a local time five hours behind UTC
+    time.tzset()
+    try:
+        assert parse_retry_after("Thu Jan  1 00:01:40 1970", 40.0) == 60.0  # asctime form
+        assert parse_retry_after("Thu, 01 Jan 1970 00:01:40 -0000", 40.0) == 60.0
+        assert parse_retry_after("Thursday, 01-Jan-70 00:01:40 GMT", 40.0) == 60.0  # RFC 850 form
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [503, 500, 502, 504])
+async def test_retry_after_is_honoured_on_a_retried_5xx(
+    status: int, transport: Transport, probe: Probe, sleeps: RecordingSleep
+) -> None:
+    busy = json_response({"status": {"code": status, "message": "Busy"}}, status, [("Retry-After", "7")])
+    probe.queue("thing", busy)
+    assert await transport.get_json("__probe/thing") == {"thing": {"ok": True}}
+    assert sleeps.delays == [7.0]
+
+
+@pytest.mark.asyncio
+async def test_a_body_that_cannot_be_decoded_is_a_protocol_error_not_a_send_failure(
+    transport: Transport, probe: Probe
+) -> None:
+    probe.queue("thing", Response(200, b"this is not gzip", "application/json", [("Content-Encoding", "gzip")]))
+    with pytest.raises(ProtocolError, match="answered, but the response body could not be decoded") as info:
+        await transport.get_json("__probe/thing")
+    assert "could not be sent" not in str(info.value) and "DecodingError" in str(info.value)
+    assert probe.calls["thing"] == 1
+
+
+@pytest.mark.asyncio
+async def test_aclose_during_a_retry_is_a_transport_error(
+    app: EmulatorApp, clock: FakeClock, probe: Probe, basic_auth: BasicAuth
+) -> None:
+    transports: list[Transport] = []
+
+    async def close_while_waiting(seconds: float) -> None:
+        await transports[0].aclose()  # e.g. a task's on_kill closing the client between two attempts
+
+    app.faults.add_rule("server_error", path="__probe/thing", count=1, status=503)
+    t = Transport(make_settings(app, clock, sleep=close_while_waiting), basic_auth)
+    transports.append(t)
+    with pytest.raises(TransportError, match="abandoned after 1 retry: the client was closed"):
+        await t.get_json("__probe/thing")
+    assert probe.calls.get("thing", 0) == 0  # the 503 came from the fault injector; nothing was sent again
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_clients_of_ended_event_loops_are_dropped(live_settings: ClientSettings, basic_auth: BasicAuth) -> None:
+    t = Transport(live_settings, basic_auth)
+
+    async def call_without_closing() -> int:
+        await t.get_json("users/me")
+        return len(t._clients)
+
+    async def call_and_close() -> int:
+        async with t:
+            return await call_without_closing()
+
+    assert asyncio.run(call_without_closing()) == 1  # asyncio.run ends; the client (and its connection) stays
+    gc.collect()
+    assert asyncio.run(call_and_close()) == 1, "the ended loop's client was dropped"
+    assert len(t._clients) == 0
+    gc.collect()  # the dropped client's socket belonged to the ended loop: the GC closes it (with a ResourceWarning)
+
+
+# --------------------------------------------------------------------------------------------------- TLS
+def _self_signed(tmp_path: Any) -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "emulator.test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "server.pem", tmp_path / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+class HttpsEmulator:
+    """The emulator served by uvicorn over TLS on 127.0.0.1, with a self-signed certificate."""
+
+    def __init__(self, app: EmulatorApp, cert: str, key: str) -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="critical", lifespan="on", ssl_certfile=cert, ssl_keyfile=key
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="emulator-https", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.01)
+        return f"https://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.mark.asyncio
+async def test_an_untrusted_certificate_fails_at_once_naming_host_and_reason(
+    app: EmulatorApp, clock: FakeClock, basic_auth: BasicAuth, tmp_path: Any
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    with HttpsEmulator(app, cert, key) as url:
+        sleeps = RecordingSleep()
+        untrusted = ClientSettings(base_url=url, clock=clock, sleep=sleeps, timeout=5.0)
+        async with Transport(untrusted, basic_auth) as t:
+            with pytest.raises(TransportError) as info:
+                await t.get_json("users/me")
+        message = str(info.value)
+        assert "SSL: CERTIFICATE_VERIFY_FAILED" in message and url.removeprefix("https://") in message
+        assert "not retried" in message and "verify=" in message
+        assert sleeps.delays == [], "a certificate that cannot be verified is not retried"
+        assert DEFAULT_USER_PASSWORD not in message
+        # The same server with its certificate as the CA bundle (a path, ~ expanded): trusted.
+        trusted = ClientSettings(base_url=url, clock=clock, timeout=5.0, verify=cert)
+        async with Transport(trusted, basic_auth) as t:
+            assert (await t.get_json("users/me"))["user"]["email"] == DEFAULT_USER_EMAIL

@@ -24,6 +24,8 @@ from airflow_provider_anaplan.client.models import ActiveState, ImportSourceType
 from airflow_provider_anaplan.client.settings import ClientSettings
 from airflow_provider_anaplan.client.workspace import MetadataAPI, close_matches, search_matcher, sort_param
 from airflow_provider_anaplan.emulator import EmulatorApp
+from airflow_provider_anaplan.emulator._asgi import json_response
+from airflow_provider_anaplan.emulator.auth import require_user
 from airflow_provider_anaplan.emulator.state import Model as EmulatorModel
 from tests.emulator.conftest import FakeClock
 
@@ -201,6 +203,23 @@ async def test_bulk_delete_models(api: MetadataAPI, app: EmulatorApp, recorder: 
     assert len(recorder.requests) == calls_before
     with pytest.raises(InvalidInputError, match="is not a model id"):
         await api.bulk_delete_models(FPA, ["Sales Forecast"])
+
+
+@pytest.mark.asyncio
+async def test_bulk_delete_models_is_retried_after_a_dropped_answer(
+    api: MetadataAPI, app: EmulatorApp, recorder: RecordingTransport
+) -> None:
+    # SAFE by design (classify agrees): deleting twice has the effect of deleting once. The first call deleted DEV
+    # but its answer was lost; the replay finds DEV gone, so Anaplan's final answer reports it as a failure ("not
+    # found") rather than as deleted. The models are deleted either way; a caller who needs the count lists the
+    # workspace's models afterwards, as the docstring of bulk_delete_models says.
+    app.faults.add_rule("drop", method="POST", path="/bulkDeleteModels$", count=1)
+    result = await api.bulk_delete_models(FPA, [DEV])
+    bulk_calls = [c for c in recorder.api_calls() if c.endswith("/bulkDeleteModels")]
+    assert len(bulk_calls) == 2 and app.state.counters["faults.drop"] == 1, "retried once after the dropped answer"
+    assert DEV not in app.state.models and {m.id for m in await api.list_models(FPA)} == {SALES}
+    assert result.models_deleted == 0
+    assert [(f.model_id, "not found" in (f.message or "")) for f in result.failures] == [(DEV, True)]
 
 
 # ---------------------------------------------------------------------------------------- model objects
@@ -498,43 +517,54 @@ async def test_unknown_enum_values_do_not_crash(api: MetadataAPI, app: EmulatorA
     assert await api.resolve_model("Sales Forecast DEV") == DEV
 
 
-class CannedTransport:
-    """A transport stand-in that answers every GET with one canned body."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
-
-    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.body
-
-    async def paginate(self, path: str, key: str, params: dict[str, Any] | None = None) -> AsyncIterator[Any]:
-        for item in self.body.get(key, []):
-            yield item
+@pytest.mark.asyncio
+async def test_an_unreadable_model_from_the_emulator_is_a_protocol_error(api: MetadataAPI, app: EmulatorApp) -> None:
+    app.state.models[SALES].details["lastSavedSerialNumber"] = "latest"  # not a number
+    with pytest.raises(ProtocolError, match="lastSavedSerialNumber"):
+        await api.get_model(SALES)
 
 
+# The emulator's routes never answer these malformed shapes (its state cannot hold a user without an id or a status
+# without requestStatus), so the emulator is made to answer one route with the body as is: the request still goes over
+# HTTP through the real Transport (token, headers, status, JSON parsing); only the route's body is replaced.
 @pytest.mark.parametrize(
-    ("body", "call", "message"),
+    ("route", "body", "call", "message"),
     [
-        ({"status": {"code": 200}}, lambda api: api.get_current_user(), "without its 'user' member"),
-        ({"user": {"email": "x@y.z"}}, lambda api: api.get_current_user(), "a user the client cannot read: id"),
+        ("/2/0/users/me", {"status": {"code": 200}}, lambda api: api.get_current_user(), "without its 'user' member"),
         (
-            {"model": {"id": SALES, "name": "m", "lastSavedSerialNumber": "latest"}},
-            lambda api: api.get_model(SALES),
-            "lastSavedSerialNumber",
+            "/2/0/users/me",
+            {"user": {"email": "x@y.z"}},
+            lambda api: api.get_current_user(),
+            "a user the client cannot read: id",
         ),
         (
-            {"imports": [{"name": "no id"}]},
+            f"/2/0/models/{SALES}/imports",
+            {"imports": [{"name": "no id"}], "meta": {"paging": {"currentPageSize": 1, "totalSize": 1, "offset": 0}}},
             lambda api: api.list_imports(SALES),
             "an item of imports the client cannot read",
         ),
-        ({"status": {}}, lambda api: api.get_model_status(SALES), "without its 'requestStatus' member"),
+        (f"/2/0/models/{SALES}/status", {"status": {}}, lambda api: api.get_model_status(SALES), "'requestStatus'"),
     ],
 )
 @pytest.mark.asyncio
-async def test_unreadable_answers_are_protocol_errors(body: dict[str, Any], call: Any, message: str) -> None:
+async def test_unreadable_answers_are_protocol_errors(
+    route: str, body: dict[str, Any], call: Any, message: str, api: MetadataAPI, app: EmulatorApp
+) -> None:
+    original = app.dispatch
+    answered: list[str] = []
+
+    async def dispatch(request: Any) -> Any:
+        if request.path == route:
+            require_user(app.state, request)  # still authenticated like the real route
+            answered.append(request.path)
+            return json_response(body)
+        return await original(request)
+
+    app.dispatch = dispatch  # type: ignore[method-assign]
     with pytest.raises(ProtocolError) as caught:
-        await call(MetadataAPI(CannedTransport(body)))  # type: ignore[arg-type]
+        await call(api)
     assert message in str(caught.value)
+    assert answered == [route]
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -1,0 +1,511 @@
+"""Chunked, streaming file transfers: upload (gzip in worker threads, bounded concurrency), download, delete.
+
+Upload protocol (Anaplan's): ``POST …/files/{id}`` with ``{"chunkCount": N}`` (or ``-1`` when the size is not known
+up front), ``PUT …/files/{id}/chunks/{n}`` for n = 0, 1, … (204), and, after ``-1``, ``POST …/files/{id}/complete``
+with a JSON body (Anaplan answers a bodiless one with a 500). Each chunk PUT is safe to repeat, so a failed chunk is
+retried on its own by the transport.
+
+Memory: the source is read one chunk at a time, and a new chunk is read only while fewer than ``concurrency`` chunks
+are being compressed or sent, so at most ``chunk_size * (concurrency + 1)`` bytes of the source are held at once (plus
+the gzip output, typically a fraction of that for text), whatever the file's size. Downloads keep at most
+``concurrency`` chunks in flight and hand them over in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, overload
+from urllib.parse import quote
+
+from ._transport import RetryClass
+from .errors import InvalidInputError, NotFoundError, ProtocolError
+from .ids import ObjectKind, check_id, is_object_id
+from .models import File
+from .workspace import MetadataAPI, member, parse
+
+MB = 1024 * 1024
+#: Anaplan's limits: chunks of at most 50 MB (uncompressed), at most 1000 chunks per file.
+MAX_CHUNK_SIZE = 50 * MB
+MAX_CHUNKS = 1000
+DEFAULT_CHUNK_SIZE = 25 * MB
+DEFAULT_CONCURRENCY = 4
+#: gzip level 1: on CSV it keeps most of level 6's saving at about four times the speed.
+DEFAULT_COMPRESSION_LEVEL = 1
+
+UploadSource = (
+    bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes] | Iterable[bytes] | AsyncIterable[bytes]
+)
+Destination = str | os.PathLike[str] | IO[bytes]
+
+
+def compress_chunk(data: bytes | bytearray | memoryview, level: int) -> bytes:
+    """gzip one chunk; called in a worker thread (zlib releases the GIL), never on the event loop."""
+    return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+# ---------------------------------------------------------------------------------------------------- sources
+Chunk = bytes | bytearray | memoryview
+
+
+class _Rechunker:
+    """Cuts a stream of byte pieces of any size into chunks of exactly ``size`` bytes (the last may be shorter).
+
+    A piece is consumed lazily, so a piece larger than a chunk never turns into several chunks at once, and a chunk
+    that lies whole inside a piece is handed out as a view of it, without a copy.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._buffer = bytearray()
+        self._carry: memoryview | None = None
+
+    @property
+    def hungry(self) -> bool:
+        """True when the rechunker needs another piece to make progress."""
+        return self._carry is None
+
+    def feed(self, piece: Any) -> None:
+        if isinstance(piece, str):
+            piece = piece.encode("utf-8")
+        if not isinstance(piece, bytes | bytearray | memoryview):
+            raise InvalidInputError(f"An upload source must yield bytes, got {type(piece).__name__}.")
+        view = memoryview(piece).cast("B")
+        self._carry = view if len(view) else None
+
+    def pop(self, final: bool = False) -> Chunk | None:
+        """The next full chunk, or the last partial one when ``final``; None when more input is needed."""
+        carry = self._carry
+        if carry is not None:
+            if not self._buffer and len(carry) >= self.size:
+                self._carry = carry[self.size :] if len(carry) > self.size else None
+                return carry[: self.size]
+            need = self.size - len(self._buffer)
+            self._buffer += carry[:need]
+            self._carry = carry[need:] if len(carry) > need else None
+        if len(self._buffer) >= self.size or (final and self._buffer and self._carry is None):
+            chunk, self._buffer = self._buffer, bytearray()
+            return chunk
+        return None
+
+
+_END = object()
+
+
+def _next_chunk_sync(pieces: Iterator[Any], rechunker: _Rechunker) -> Chunk | None:
+    """Pull pieces from a sync iterator until a chunk is full (run in a worker thread: the iterator may block)."""
+    while True:
+        chunk = rechunker.pop()
+        if chunk is not None:
+            return chunk
+        piece = next(pieces, _END)
+        if piece is _END:
+            return rechunker.pop(final=True)
+        rechunker.feed(piece)
+
+
+async def _iter_chunks(source: Any, size: int) -> AsyncIterator[Chunk]:
+    """The chunks of any upload source, read only as they are asked for (files and sync iterators in threads)."""
+    rechunker = _Rechunker(size)
+    if isinstance(source, bytes | bytearray | memoryview):
+        rechunker.feed(source)
+        while (chunk := rechunker.pop(final=True)) is not None:
+            yield chunk
+        return
+    if isinstance(source, os.PathLike):
+        handle = await asyncio.to_thread(open, os.fspath(source), "rb")
+        try:
+            async for chunk in _iter_sync(_read_pieces(handle, size), rechunker):
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+        return
+    if callable(getattr(source, "read", None)):
+        async for chunk in _iter_sync(_read_pieces(source, size), rechunker):
+            yield chunk
+        return
+    if isinstance(source, AsyncIterable):
+        iterator = aiter(source)
+        try:
+            while True:
+                while (chunk := rechunker.pop()) is not None:
+                    yield chunk
+                try:
+                    piece = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                rechunker.feed(piece)
+            while (chunk := rechunker.pop(final=True)) is not None:
+                yield chunk
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+        return
+    if isinstance(source, Iterable):
+        async for chunk in _iter_sync(iter(source), rechunker):
+            yield chunk
+        return
+    raise InvalidInputError(
+        f"Cannot upload an object of type {type(source).__name__}: give bytes, str, a path (pathlib.Path), "
+        "a binary file object, or a sync or async iterator of bytes."
+    )
+
+
+def _read_pieces(handle: Any, size: int) -> Iterator[Any]:
+    """A file object's content in pieces of ``size`` (bytes, or str from a text file: uploaded as UTF-8)."""
+    while piece := handle.read(size):
+        yield piece
+
+
+async def _iter_sync(pieces: Iterator[Any], rechunker: _Rechunker) -> AsyncIterator[Chunk]:
+    while (chunk := await asyncio.to_thread(_next_chunk_sync, pieces, rechunker)) is not None:
+        yield chunk
+
+
+def _check_str_source(source: str) -> bytes:
+    # A short str without a line break that names an existing file is almost surely a path given by mistake.
+    if "\n" not in source and len(source) < 4096 and source.strip() and os.path.exists(source):
+        raise InvalidInputError(
+            f"The upload source {source!r} is a str naming an existing file; a str is uploaded as the file's text. "
+            f"Pass pathlib.Path({source!r}) to upload the file, or text with a line break."
+        )
+    return source.encode("utf-8")
+
+
+def _level(compress: bool | int) -> int:
+    """The gzip level for ``compress`` (True: the default level; False or 0: no compression; 1-9: that level)."""
+    if isinstance(compress, bool):
+        return DEFAULT_COMPRESSION_LEVEL if compress else 0
+    if isinstance(compress, int) and 0 <= compress <= 9:
+        return compress
+    raise InvalidInputError(f"compress must be True, False or a gzip level 0-9, got {compress!r}.")
+
+
+# ---------------------------------------------------------------------------------------------------- the API
+class FilesAPI(MetadataAPI):
+    """Upload, download and delete the files of a model (import sources 113…, export outputs 116…)."""
+
+    async def _locate(self, model: str, workspace_id: str | None) -> tuple[str, str | None, str]:
+        """(model id, workspace id, ``…/models/{m}`` path) from an id or name of each."""
+        workspace = await self.resolve_workspace(workspace_id) if workspace_id is not None else None
+        model_id = await self.resolve_model(model, workspace)
+        return model_id, workspace, self._model_path(model_id, workspace)
+
+    # ------------------------------------------------------------------------------------------ upload
+    async def upload_file(
+        self,
+        model: str,
+        file: str,
+        source: UploadSource,
+        *,
+        workspace_id: str | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        compress: bool | int = True,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        allow_new_file: bool = False,
+    ) -> File:
+        """Upload ``source`` into a model's file in chunks, streaming; returns the file as Anaplan describes it.
+
+        ``source``: bytes, a str (uploaded as UTF-8 text), a path (``pathlib.Path``), a binary file object, or a sync
+        or async iterator of bytes of any length. ``file``: the file's id (113…) or name. Chunks are ``chunk_size``
+        bytes (at most 50 MB; raised for a large source of known size so it fits in 1000 chunks), gzipped in worker
+        threads at level ``compress`` (True: level 1), ``concurrency`` at a time.
+
+        Anaplan answers an unknown file id by silently creating a new file with another id; so the file is looked
+        up first and an unknown one is refused, unless ``allow_new_file`` (then the new file is returned).
+        """
+        level = _level(compress)
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or not 0 < chunk_size <= MAX_CHUNK_SIZE:
+            raise InvalidInputError(f"chunk_size must be 1 to {MAX_CHUNK_SIZE} bytes (50 MB), got {chunk_size!r}.")
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise InvalidInputError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
+        if isinstance(source, str):
+            source = _check_str_source(source)
+        if not isinstance(file, str) or not file.strip():
+            raise InvalidInputError(f"A file name or id must be a non-empty string, got {file!r}.")
+        if is_object_id(file):
+            if file.startswith("116"):
+                raise InvalidInputError(
+                    f"{file!r} is an export's output file: upload to an import's source file (113…) instead."
+                )
+            check_id(file, ObjectKind.FILE)
+        exact = isinstance(source, bytes | bytearray | memoryview)
+        size: int | None = memoryview(source).nbytes if exact else None  # type: ignore[arg-type]
+        if isinstance(source, os.PathLike):
+            size = (await asyncio.to_thread(os.stat, os.fspath(source))).st_size
+        if size is not None and size > chunk_size * MAX_CHUNKS:
+            chunk_size = -(-size // MAX_CHUNKS)
+            if chunk_size > MAX_CHUNK_SIZE:
+                raise InvalidInputError(
+                    f"The source holds {size} bytes, more than Anaplan's 1000 chunks of 50 MB allow."
+                )
+
+        model_id, workspace, model_path = await self._locate(model, workspace_id)
+        file_id = await self._upload_target(model_id, workspace, file, allow_new_file)
+        count = -(-size // chunk_size) if exact and size is not None else -1
+        started = await self._transport.request(
+            "POST", f"{model_path}/files/{quote(file_id, safe='')}", json={"chunkCount": count}, retry=RetryClass.SAFE
+        )
+        described = parse(File, member(self._transport.json_of(started), "file", "a file"), "a file")
+        if described.id != file_id:
+            if not allow_new_file:
+                raise ProtocolError(
+                    f"Anaplan created a new file {described.id!r} named {described.name!r} instead of writing to file "
+                    f"{file_id!r} of model {model_id} (it does so for a file id it does not know). Nothing was "
+                    "uploaded. Check the file id, or pass allow_new_file=True to upload into the new file."
+                )
+            file_id = described.id
+        check_id(file_id, ObjectKind.FILE)
+
+        sent = await self._upload_chunks(f"{model_path}/files/{file_id}", source, chunk_size, level, concurrency)
+        if count >= 0:
+            if sent != count:
+                raise ProtocolError(f"Planned {count} chunk(s) for file {file_id} but sent {sent}.")
+            return described.model_copy(update={"chunk_count": sent})
+        completed = await self._transport.request(
+            "POST",
+            f"{model_path}/files/{file_id}/complete",
+            json={"id": file_id, "name": described.name, "chunkCount": sent},
+            retry=RetryClass.SAFE,
+        )
+        body = self._transport.json_of(completed)
+        final = parse(File, body["file"], "a file") if isinstance(body.get("file"), dict) else described
+        if final.chunk_count is not None and final.chunk_count != sent:
+            raise ProtocolError(
+                f"Anaplan reports {final.chunk_count} chunk(s) for file {file_id} after {sent} were uploaded."
+            )
+        return final.model_copy(update={"chunk_count": sent})
+
+    async def _upload_target(self, model_id: str, workspace_id: str | None, file: str, allow_new: bool) -> str:
+        """The id to POST to: the file's id when it exists; with ``allow_new``, what was given (Anaplan creates it)."""
+        try:
+            return (await self.find_file(model_id, file, workspace_id)).id
+        except NotFoundError as exc:
+            if allow_new:
+                return file
+            raise NotFoundError(
+                f"{exc} Anaplan would silently create a new file for an unknown id; pass allow_new_file=True if "
+                "that is what you want.",
+                status=exc.status,
+            ) from None
+
+    async def _upload_chunks(self, file_path: str, source: Any, size: int, level: int, concurrency: int) -> int:
+        """Send every chunk of ``source``, ``concurrency`` at a time; returns how many were sent."""
+        slots = asyncio.Semaphore(concurrency)
+        running: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            slots.release()
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+
+        count = 0
+        chunks = _iter_chunks(source, size)
+        try:
+            async for chunk in chunks:
+                if count >= MAX_CHUNKS:
+                    raise InvalidInputError(
+                        f"The source needs more than {MAX_CHUNKS} chunks of {size} bytes, Anaplan's limit: pass a "
+                        f"larger chunk_size (up to {MAX_CHUNK_SIZE} bytes)."
+                    )
+                await slots.acquire()
+                if failures:
+                    slots.release()
+                    break
+                task = asyncio.create_task(self._put_chunk(file_path, count, chunk, level))
+                del chunk  # the task owns it now
+                running.add(task)
+                task.add_done_callback(finished)
+                count += 1
+            if running:
+                await asyncio.wait(set(running))
+        except BaseException:
+            for task in list(running):
+                task.cancel()
+            if running:
+                await asyncio.wait(set(running))
+            raise
+        finally:
+            await chunks.aclose()
+        if failures:
+            raise failures[0]
+        return count
+
+    async def _put_chunk(self, file_path: str, index: int, chunk: Chunk, level: int) -> None:
+        if level:
+            body = await asyncio.to_thread(compress_chunk, chunk, level)
+            content_type = "application/x-gzip"
+        else:
+            body = bytes(chunk)
+            content_type = "application/octet-stream"
+        del chunk
+        await self._transport.request(
+            "PUT",
+            f"{file_path}/chunks/{index}",
+            content=body,
+            headers={"Content-Type": content_type},
+            retry=RetryClass.SAFE,
+        )
+
+    # ------------------------------------------------------------------------------------------ download
+    async def stream_file(
+        self,
+        model: str,
+        file: str,
+        *,
+        workspace_id: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> AsyncIterator[bytes]:
+        """Yield a file's content chunk by chunk, in order, fetching up to ``concurrency`` chunks ahead.
+
+        An export's output file has the export's id (116…). A file with no content yields nothing.
+        """
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise InvalidInputError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
+        model_id, workspace, model_path = await self._locate(model, workspace_id)
+        file_id = await self.resolve_file(model_id, file, workspace)
+        base = f"{model_path}/files/{file_id}/chunks"
+        ids = [str(member(item, "id", "a chunk")) async for item in self._transport.paginate(base, "chunks")]
+        async for data in self._fetch_in_order([f"{base}/{i}" for i in ids], concurrency):
+            yield data
+
+    async def _fetch_in_order(
+        self, paths: Iterable[str], concurrency: int, on_missing: Callable[[NotFoundError], Exception] | None = None
+    ) -> AsyncIterator[bytes]:
+        """GET each path as bytes, at most ``concurrency`` at once, yielding the bodies in the paths' order."""
+        window: deque[asyncio.Task[bytes]] = deque()
+        try:
+            for path in paths:
+                window.append(asyncio.create_task(self._get_bytes(path)))
+                if len(window) >= concurrency:
+                    yield await self._take(window.popleft(), on_missing)
+            while window:
+                yield await self._take(window.popleft(), on_missing)
+        finally:
+            for task in window:
+                task.cancel()
+            if window:
+                await asyncio.wait(set(window))
+                for task in window:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: a fetch that failed after the consumer stopped is moot
+
+    @staticmethod
+    async def _take(task: Awaitable[bytes], on_missing: Callable[[NotFoundError], Exception] | None) -> bytes:
+        try:
+            return await task
+        except NotFoundError as exc:
+            if on_missing is None:
+                raise
+            raise on_missing(exc) from None
+
+    async def _get_bytes(self, path: str) -> bytes:
+        response = await self._transport.request("GET", path, headers={"Accept": "application/octet-stream"})
+        return response.content
+
+    @overload
+    async def download_file(
+        self,
+        model: str,
+        file: str,
+        destination: Destination,
+        *,
+        workspace_id: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> int: ...
+
+    @overload
+    async def download_file(
+        self,
+        model: str,
+        file: str,
+        destination: None = None,
+        *,
+        workspace_id: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> AsyncIterator[bytes]: ...
+
+    async def download_file(
+        self,
+        model: str,
+        file: str,
+        destination: Destination | None = None,
+        *,
+        workspace_id: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> int | AsyncIterator[bytes]:
+        """Download a file to ``destination`` (a path or a binary file object) and return the bytes written.
+
+        Without a destination, returns an async iterator of the chunks (``stream_file``). A path is written
+        through ``<path>.part`` and renamed when complete, so a failed download never leaves a truncated file.
+        """
+        chunks = self.stream_file(model, file, workspace_id=workspace_id, concurrency=concurrency)
+        if destination is None:
+            return chunks
+        return await write_chunks(chunks, destination)
+
+    async def delete_file(self, model: str, file: str, *, workspace_id: str | None = None) -> None:
+        """Delete the uploaded content of a file (the file's definition stays; Anaplan deletes only content)."""
+        model_id, workspace, model_path = await self._locate(model, workspace_id)
+        file_id = await self.resolve_file(model_id, file, workspace)
+        await self._transport.request("DELETE", f"{model_path}/files/{file_id}")
+
+
+async def write_chunks(chunks: AsyncIterator[bytes], destination: Destination) -> int:
+    """Write async chunks to a path (through ``.part``, renamed at the end) or a binary file object; bytes written.
+
+    Writes run in worker threads, so a slow disk never stalls the event loop.
+    """
+    try:
+        if not isinstance(destination, str | os.PathLike):
+            if not callable(getattr(destination, "write", None)):
+                raise InvalidInputError(
+                    f"A download destination must be a path or a binary file object, got {type(destination).__name__}."
+                )
+            return await _write_all(chunks, destination)
+        target = Path(destination)
+        partial = target.with_name(target.name + ".part")
+        handle = await asyncio.to_thread(open, partial, "wb")
+        try:
+            with handle:
+                written = await _write_all(chunks, handle)
+            await asyncio.to_thread(os.replace, partial, target)
+        except BaseException:
+            await asyncio.to_thread(_remove_quietly, partial)
+            raise
+        return written
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _write_all(chunks: AsyncIterator[bytes], handle: IO[bytes]) -> int:
+    written = 0
+    async for data in chunks:
+        await asyncio.to_thread(handle.write, data)
+        written += len(data)
+    return written
+
+
+def _remove_quietly(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_COMPRESSION_LEVEL",
+    "DEFAULT_CONCURRENCY",
+    "MAX_CHUNKS",
+    "MAX_CHUNK_SIZE",
+    "FilesAPI",
+    "compress_chunk",
+    "write_chunks",
+]
