@@ -150,6 +150,9 @@ def get_provider_info() -> dict:
             }
         ],
         "hooks": [{"integration-name": "Anaplan", "python-modules": ["airflow_provider_anaplan.hooks.anaplan"]}],
+        "operators": [{"integration-name": "Anaplan", "python-modules": ["airflow_provider_anaplan.operators.bulk"]}],
+        "sensors": [{"integration-name": "Anaplan", "python-modules": ["airflow_provider_anaplan.sensors.anaplan"]}],
+        "triggers": [{"integration-name": "Anaplan", "python-modules": ["airflow_provider_anaplan.triggers.anaplan"]}],
         "connection-types": [
             {
                 "connection-type": CONNECTION_TYPE,
@@ -157,6 +160,16 @@ def get_provider_info() -> dict:
                 "hook-name": "Anaplan",
                 "ui-field-behaviour": {key: _copy(value) for key, value in UI_FIELD_BEHAVIOUR.items()},
                 "conn-fields": {name: _copy(field) for name, field in CONN_FIELDS.items()},
+            }
+        ],
+        "extra-links": ["airflow_provider_anaplan.links.AnaplanModelLink"],
+        # anaplan://{workspace_id}/{model_id}/files/{file_id}: read by ProvidersManager (3.1) and the Task SDK's
+        # ProvidersManagerTaskRuntime (3.2+) alike; the handler validates and normalizes every such Asset URI.
+        "asset-uris": [
+            {
+                "schemes": ["anaplan"],
+                "handler": "airflow_provider_anaplan.assets.normalize_anaplan_uri",
+                "factory": "airflow_provider_anaplan.assets.create_asset",
             }
         ],
     }
