@@ -51,6 +51,32 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "certificate auth: the password of an encrypted private key.",
         "schema": _SECRET,
     },
+    "keystore": {
+        "label": "Keystore",
+        "description": "certificate auth, instead of certificate and private key: a PKCS#12 (.p12/.pfx) or Java "
+        "keystore (.jks, needs the jks extra) as base64 text, or a path readable on every worker.",
+        "schema": _SECRET,
+    },
+    "keystore_type": {
+        "label": "Keystore type",
+        "description": "pkcs12 or jks (JKS and JCEKS). Empty: detected from the keystore.",
+        "schema": _TEXT,
+    },
+    "keystore_password": {
+        "label": "Keystore password",
+        "description": "certificate auth: the password of the keystore.",
+        "schema": _SECRET,
+    },
+    "key_password": {
+        "label": "Key password",
+        "description": "Java keystores: the password of the key entry, when it differs from the keystore password.",
+        "schema": _SECRET,
+    },
+    "key_alias": {
+        "label": "Key alias",
+        "description": "The alias of the key entry; may be left empty when the keystore holds one key.",
+        "schema": _TEXT,
+    },
     "token": {
         "label": "Token",
         "description": "token auth: an Anaplan token obtained elsewhere (it cannot be renewed).",
@@ -124,6 +150,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "model_id": "75A40874E6B64FA3AE0743278996850F",
         "certificate": "-----BEGIN CERTIFICATE----- ... or /path/to/cert.pem",
         "private_key": "-----BEGIN PRIVATE KEY----- ... or /path/to/key.pem",
+        "keystore": "MIIKXAIBAzCC... (base64) or /path/to/keystore.p12",
+        "keystore_type": "pkcs12",
         "auth_url": "https://auth.anaplan.com",
         "api_url": "https://api.anaplan.com",
         "oauth_url": "https://us1a.app.anaplan.com",

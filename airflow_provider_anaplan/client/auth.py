@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 import httpx
 from cryptography import x509
@@ -313,6 +313,64 @@ class CertificateAuth(AnaplanAuth):
         leaf_pem = self._certificate.public_bytes(serialization.Encoding.PEM)
         self._header = "CACertificate " + base64.b64encode(leaf_pem).decode("ascii")
         self._fingerprint = _fingerprint("certificate", self._certificate.public_bytes(serialization.Encoding.DER))
+
+    @classmethod
+    def from_pkcs12(
+        cls,
+        keystore: str | bytes | os.PathLike[str],
+        keystore_password: str | bytes | None = None,
+        *,
+        key_alias: str | None = None,
+        payload_version: Literal["v1", "v2"] = "v2",
+    ) -> Self:
+        """From a PKCS#12 bundle (``.p12``/``.pfx``): its bytes, a path, or base64 text, with its password.
+
+        Read in memory (nothing is written to disk); ``key_alias`` (the friendly name) is checked when given.
+        """
+        from .keystores import certificate_auth_from_entry, read_pkcs12
+
+        entry = read_pkcs12(keystore, keystore_password, key_alias=key_alias)
+        return certificate_auth_from_entry(cls, entry, payload_version)
+
+    @classmethod
+    def from_jks(
+        cls,
+        keystore: str | bytes | os.PathLike[str],
+        keystore_password: str | bytes | None = None,
+        key_password: str | bytes | None = None,
+        *,
+        key_alias: str | None = None,
+        payload_version: Literal["v1", "v2"] = "v2",
+    ) -> Self:
+        """From a Java keystore (JKS or JCEKS; needs ``pip install 'airflow-provider-anaplan[jks]'``).
+
+        ``key_password`` defaults to the store password; ``key_alias`` may be left out when the keystore holds one
+        key entry.
+        """
+        from .keystores import certificate_auth_from_entry, read_jks
+
+        entry = read_jks(keystore, keystore_password, key_password, key_alias=key_alias)
+        return certificate_auth_from_entry(cls, entry, payload_version)
+
+    @classmethod
+    def from_keystore(
+        cls,
+        keystore: str | bytes | os.PathLike[str],
+        keystore_password: str | bytes | None = None,
+        *,
+        keystore_type: str | None = None,
+        key_password: str | bytes | None = None,
+        key_alias: str | None = None,
+        payload_version: Literal["v1", "v2"] = "v2",
+    ) -> Self:
+        """From a PKCS#12 bundle or a Java keystore; ``keystore_type`` (``pkcs12`` or ``jks``) is detected when
+        not given."""
+        from .keystores import certificate_auth_from_entry, read_keystore
+
+        entry = read_keystore(
+            keystore, keystore_password, keystore_type=keystore_type, key_password=key_password, key_alias=key_alias
+        )
+        return certificate_auth_from_entry(cls, entry, payload_version)
 
     @property
     def subject(self) -> str:

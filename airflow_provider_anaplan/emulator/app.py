@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from . import admin, alm, auth, bulk, integration
+from . import admin, alm, auth, bulk, device, integration
 from ._asgi import HTTPError, Receive, Request, Response, Router, Scope, Send, json_response
 from .faults import FaultInjector
 from .state import EmulatorState, default_seed
@@ -61,6 +61,7 @@ class EmulatorApp:
         alm.register(self.router, state)
         bulk.register(self.router, state)
         admin.register(self.router, state, self.faults)
+        device.register(self.router, state)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

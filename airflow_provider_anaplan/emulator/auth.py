@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from ._asgi import HTTPError, Request, Response, Router, empty_response, json_response
-from .state import EmulatorState, OAuthClient, Token, User
+from .state import EmulatorState, OAuthClient, RefreshToken, Token, User
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +291,22 @@ def _id_token(state: EmulatorState, user: User, client: OAuthClient) -> str:
     return f"{_b64url_json({'alg': 'none', 'typ': 'JWT'})}.{_b64url_json(claims)}."
 
 
+def token_answer(state: EmulatorState, user: User, client: OAuthClient, grant: RefreshToken | None) -> Response:
+    """A successful /oauth/token answer: a new access token for ``user``, and ``grant`` as the refresh token."""
+    access = state.issue_token(user)
+    body: dict[str, Any] = {"access_token": access.value}
+    if grant is not None:
+        body["refresh_token"] = grant.value
+    scope = OAUTH_SCOPE if grant is not None else " ".join(s for s in OAUTH_SCOPE.split() if s != "offline_access")
+    body.update(
+        id_token=_id_token(state, user, client),
+        scope=scope,
+        expires_in=int(state.token_ttl),
+        token_type="Bearer",  # noqa: S106 - a token type, not a secret
+    )
+    return json_response(body)
+
+
 # --------------------------------------------------------------------------------------------------- routes
 def register(router: Router, state: EmulatorState) -> None:
     """Add the /token and /oauth routes."""
@@ -346,6 +362,10 @@ def register(router: Router, state: EmulatorState) -> None:
         grant_type = form.get("grant_type")
         if not isinstance(grant_type, str) or not grant_type:
             raise _oauth_error(400, "invalid_request", "Missing grant_type")
+        if grant_type == "urn:ietf:params:oauth:grant-type:device_code":
+            from .device import token_grant  # device.py builds on this module's helpers
+
+            return token_grant(state, form)
         if grant_type != "refresh_token":
             raise _oauth_error(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
         client = _oauth_client(state, form)
@@ -361,13 +381,4 @@ def register(router: Router, state: EmulatorState) -> None:
         if client.rotatable:
             grant.used = True  # single use: the next refresh must present the new token
             grant = state.issue_refresh_token(client, user.id)
-        access = state.issue_token(user)
-        body = {
-            "access_token": access.value,
-            "refresh_token": grant.value,
-            "id_token": _id_token(state, user, client),
-            "scope": OAUTH_SCOPE,
-            "expires_in": int(state.token_ttl),
-            "token_type": "Bearer",
-        }
-        return json_response(body)
+        return token_answer(state, user, client, grant)

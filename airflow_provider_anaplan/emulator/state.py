@@ -20,6 +20,8 @@ from cryptography import x509
 
 DEFAULT_TOKEN_TTL = 2100.0  # seconds: Anaplan tokens live 35 minutes
 DEFAULT_REFRESH_TOKEN_TTL = 43_000.0  # seconds: Anaplan's default lifetime of a rotatable OAuth refresh token
+DEFAULT_DEVICE_CODE_TTL = 900.0  # seconds a device code waits for approval (Anaplan answers expires_in 900)
+DEFAULT_DEVICE_INTERVAL = 5  # seconds between device-grant polls (Anaplan answers interval 5)
 DEFAULT_USER_EMAIL = "demo@anaplan.example"
 DEFAULT_USER_PASSWORD = "emulator-password"  # noqa: S105 - a documented, public demo credential
 
@@ -90,6 +92,21 @@ class RefreshToken:
 
 
 @dataclass
+class DeviceAuthorization:
+    """One device-grant request (RFC 8628): pending until approved or denied through the admin endpoint."""
+
+    device_code: str
+    user_code: str
+    client_id: str
+    scope: str
+    expires_at: float  # epoch seconds
+    interval: int  # seconds the client must wait between polls; grows by 5 with each slow_down
+    status: str = "pending"  # pending | approved | denied | used (tokens issued)
+    user_id: str | None = None
+    last_poll: float | None = None
+
+
+@dataclass
 class Model:
     id: str
     name: str
@@ -121,9 +138,19 @@ class Workspace:
 class EmulatorState:
     """One emulated Anaplan tenant, seeded from JSON and mutated by the routes."""
 
-    def __init__(self, *, token_ttl: float = DEFAULT_TOKEN_TTL, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        token_ttl: float = DEFAULT_TOKEN_TTL,
+        clock: Clock = time.time,
+        device_code_ttl: float = DEFAULT_DEVICE_CODE_TTL,
+        device_interval: int = DEFAULT_DEVICE_INTERVAL,
+    ) -> None:
         self.clock = clock
         self.token_ttl = token_ttl
+        self.device_code_ttl = device_code_ttl  # for device codes issued afterwards
+        self.device_interval = device_interval  # for device codes issued afterwards
+        self.device_authorizations: dict[str, DeviceAuthorization] = {}  # by device code
         self.users: dict[str, User] = {}  # by lower-cased email
         self.tokens: dict[str, Token] = {}  # by token value
         self.trusted_certificates_pem: list[bytes] = []

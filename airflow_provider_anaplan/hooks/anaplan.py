@@ -402,6 +402,14 @@ class _Parsed:
         try:
             if self.auth_type == "basic":
                 return _HookBasicAuth(f["login"], f["password"])
+            if self.auth_type == "certificate" and f.get("keystore"):
+                return _HookCertificateAuth.from_keystore(
+                    f["keystore"],
+                    f.get("keystore_password"),
+                    keystore_type=f.get("keystore_type"),
+                    key_password=f.get("key_password"),
+                    key_alias=f.get("key_alias"),
+                )
             if self.auth_type == "certificate":
                 return _HookCertificateAuth(
                     rebuild_pem(f["certificate"]), rebuild_pem(f["private_key"]), f.get("private_key_password")
@@ -409,11 +417,23 @@ class _Parsed:
             if self.auth_type == "token":
                 return StaticTokenAuth(f["token"])
             store_key = getattr(self.store, "key", None) or repr(self.store)
+            if not (stored_refresh_token or f["oauth_refresh_token"]):
+                if isinstance(self.store, VariableRefreshTokenStore):
+                    where = (
+                        f"the Airflow Variable {store_key} holds no refresh token: run python -m "
+                        f"airflow_provider_anaplan.oauth device-login --client-id {f['oauth_client_id']} "
+                        f"--store-variable {store_key}"
+                    )
+                else:
+                    where = f"the refresh token store {store_key} holds none"
+                raise ConfigurationError(
+                    f"extra oauth_refresh_token is empty and {where}, or put a refresh token in oauth_refresh_token"
+                )
             return _HookOAuthAuth(
                 f["oauth_client_id"],
                 stored_refresh_token or f["oauth_refresh_token"],
                 f.get("oauth_client_secret"),
-                connection_refresh_token=f["oauth_refresh_token"],
+                connection_refresh_token=f["oauth_refresh_token"] or "",
                 store=self.store,
                 store_key=store_key,
             )
@@ -483,11 +503,40 @@ def default_refresh_token_variable(client_id: str, refresh_token: str) -> str:
 def _infer_auth_type(extra: dict[str, Any]) -> str:
     if extra.get("oauth_refresh_token") or extra.get("oauth_client_id"):
         return "oauth"
-    if extra.get("certificate") or extra.get("private_key"):
+    if extra.get("certificate") or extra.get("private_key") or extra.get("keystore"):
         return "certificate"
     if extra.get("token"):
         return "token"
     return "basic"
+
+
+def _keystore_fields(
+    extra: dict[str, Any], fields: dict[str, Any], problem: Callable[[str], ConfigurationError]
+) -> list[str]:
+    """Read the keystore extras into ``fields``; returns the secrets to mask (the keystore's text, its passwords)."""
+    from ..client.errors import ConfigurationError as ClientConfigurationError
+    from ..client.keystores import normal_keystore_type
+
+    keystore = _text(extra.get("keystore")) or ""
+    mixed = [name for name in ("certificate", "private_key", "private_key_password") if _text(extra.get(name))]
+    if mixed:
+        raise problem(
+            f"give either extra keystore or certificate and private_key, not both (also set: {', '.join(mixed)})"
+        )
+    try:
+        keystore_type = normal_keystore_type(_text(extra.get("keystore_type")))
+    except ClientConfigurationError as exc:
+        raise problem(f"extra {exc}") from None
+    passwords = {name: extra.get(name) for name in ("keystore_password", "key_password")}
+    passwords = {name: None if value is None else str(value) for name, value in passwords.items()}
+    fields.update(keystore=keystore, keystore_type=keystore_type, key_alias=_text(extra.get("key_alias")), **passwords)
+    secrets = [value for value in passwords.values() if value]
+    is_path = len(keystore) < 1024 and "\x00" not in keystore and os.path.isfile(os.path.expanduser(keystore))
+    if not is_path:
+        # the keystore's content (base64): masked whole and line by line, as a PEM key is
+        secrets += [keystore, "".join(keystore.split())]
+        secrets += [line for line in keystore.split() if len(line) >= 16]
+    return secrets
 
 
 def parse_connection(
@@ -517,12 +566,15 @@ def parse_connection(
             raise problem("auth_type basic needs Login: put the Anaplan user's email address in the Login field")
         if not fields["password"]:
             raise problem("auth_type basic needs Password: put the Anaplan user's password in the Password field")
+    elif auth_type == "certificate" and _text(extra.get("keystore")):
+        secret_values += _keystore_fields(extra, fields, problem)
     elif auth_type == "certificate":
         certificate, key = _text(extra.get("certificate")), _text(extra.get("private_key"))
         if not certificate:
             raise problem(
                 "auth_type certificate needs extra certificate: the CA certificate as PEM text or a file path"
                 + (" (private_key is given without its certificate)" if key else "")
+                + (", or extra keystore: a PKCS#12 or Java keystore" if not key else "")
             )
         if not key:
             raise problem(
@@ -544,14 +596,15 @@ def parse_connection(
         client_id, refresh = _text(extra.get("oauth_client_id")), _text(extra.get("oauth_refresh_token"))
         if not client_id:
             raise problem("auth_type oauth needs extra oauth_client_id: the client id of the OAuth client in Anaplan")
-        if not refresh:
+        if not refresh and not _text(extra.get("oauth_refresh_token_variable")):
             raise problem(
                 "auth_type oauth needs extra oauth_refresh_token: the refresh token Anaplan issued when the client "
-                "was authorized"
+                "was authorized (or extra oauth_refresh_token_variable naming the Airflow Variable that holds it, as "
+                "python -m airflow_provider_anaplan.oauth device-login --store-variable writes it)"
             )
         secret = _text(extra.get("oauth_client_secret"))
         fields.update(oauth_client_id=client_id, oauth_refresh_token=refresh, oauth_client_secret=secret)
-        secret_values += [refresh, secret or ""]
+        secret_values += [refresh or "", secret or ""]
         if store is None:
             variable = _text(extra.get("oauth_refresh_token_variable")) or default_refresh_token_variable(
                 client_id, refresh

@@ -229,9 +229,7 @@ async def test_unknown_refresh_token_is_refused(client: httpx.AsyncClient, rotat
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(
-    "grant_type", ["client_credentials", "password", "urn:ietf:params:oauth:grant-type:device_code"]
-)
+@pytest.mark.parametrize("grant_type", ["client_credentials", "password"])  # the device grant: test_device_grant.py
 async def test_unsupported_grant_type(client: httpx.AsyncClient, rotating: Grant, grant_type: str) -> None:
     response = await client.post("/oauth/token", json=rotating.body(grant_type=grant_type))
     assert_oauth_error(response, 400, "unsupported_grant_type")

@@ -50,6 +50,8 @@ MODEL_DEV = "A1C4E2B97F3D4C5E8A6B0D2F4E6A8C01"  # Sales Forecast DEV (in WS; no 
 MODEL_HR = "3C9E5A1B7D2F4E6A8B0C1D3E5F7A9B2C"  # Workforce Plan (in WS_HR)
 USER_ID = "8a81b09d5f1e4c2a9b3e7d6f10a2c4e8"
 ROTATING_CLIENT = "5f3a9c1e7b2d4f6a8c0e1b3d5f7a9c2e"
+STATIC_CLIENT = "0d4b8e2a6c1f4a9b7e3d5c8a2f6b1e4d"  # has a secret: an authorization-code client
+_DEVICE_GRANT = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "client_id": ROTATING_CLIENT}
 
 # Path parameters the automatic sweep fills with ids that exist in MODEL.
 AUTO_FILL = {
@@ -409,6 +411,19 @@ def _read_cases() -> list[Case]:
             json={"grant_type": "refresh_token", "client_id": ROTATING_CLIENT, "refresh_token": "made-up"},
         ),
         Case("POST", "/oauth/token", 401, "none", json={"grant_type": "refresh_token", "client_id": "0" * 32}),
+        # the device grant (approval through the admin endpoint is exempt: tests/emulator/test_device_grant.py)
+        Case(
+            "POST",
+            "/oauth/device/code",
+            200,
+            "none",
+            json={"client_id": ROTATING_CLIENT, "scope": "openid profile email offline_access"},
+            save=("device_code", "device_code"),
+        ),
+        Case("POST", "/oauth/device/code", 401, "none", json={"client_id": "0" * 32}),
+        Case("POST", "/oauth/device/code", 400, "none", json={"client_id": STATIC_CLIENT}),  # unauthorized_client
+        Case("POST", "/oauth/token", 400, "none", json={**_DEVICE_GRANT, "device_code": "{device_code}"}),  # pending
+        Case("POST", "/oauth/token", 400, "none", json={**_DEVICE_GRANT, "device_code": "made-up"}),  # invalid_grant
         # users, workspaces, models
         Case("GET", f"{API}/users/me", 200),
         Case("GET", f"{API}/users/{USER_ID}", 200),

@@ -507,7 +507,11 @@ EXTRAS = {
     "verify",
     "timeout",
 }
-SECRETS = {"private_key", "private_key_password", "token", "oauth_client_secret", "oauth_refresh_token", "proxy"}
+SECRETS = {"private_key", "private_key_password", "token", "oauth_client_secret", "oauth_refresh_token", "proxy"} | {
+    "keystore",
+    "keystore_password",
+    "key_password",
+}
 
 
 def test_provider_info_declares_the_connection_type() -> None:
