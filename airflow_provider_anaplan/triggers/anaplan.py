@@ -147,7 +147,7 @@ class _PollingTrigger(BaseTrigger):
         _check_number("end_time", end_time, positive=False, optional=True)
         self.anaplan_conn_id = anaplan_conn_id
         self.model_id = model_id
-        self.task_id = task_id
+        self.anaplan_task_id = task_id
         self.poll_interval = float(poll_interval)
         self.end_time = float(end_time) if end_time is not None else None
         self.timing = TaskTiming.from_dict(timing).to_dict()
@@ -158,7 +158,7 @@ class _PollingTrigger(BaseTrigger):
         return {
             "anaplan_conn_id": self.anaplan_conn_id,
             "model_id": self.model_id,
-            "task_id": self.task_id,
+            "task_id": self.anaplan_task_id,
             "poll_interval": self.poll_interval,
             "end_time": self.end_time,
             "timing": dict(self.timing),
@@ -173,7 +173,7 @@ class _PollingTrigger(BaseTrigger):
     def _base_payload(self, status: str, message: str, timing: TaskTiming) -> dict[str, Any]:
         return {
             "status": status,
-            "task_id": self.task_id,
+            "task_id": self.anaplan_task_id,
             "model_id": self.model_id,
             "message": message,
             "timing": timing.to_dict(),
@@ -197,7 +197,7 @@ class _PollingTrigger(BaseTrigger):
                     errors += 1
                     if errors >= MAX_POLL_ERRORS:
                         raise
-                    self.log.warning("Polling Anaplan task %s failed (%s); trying again", self.task_id, exc)
+                    self.log.warning("Polling Anaplan task %s failed (%s); trying again", self.anaplan_task_id, exc)
                     payload = None
                 if payload is not None:
                     yield TriggerEvent(payload)
@@ -207,7 +207,8 @@ class _PollingTrigger(BaseTrigger):
                     yield TriggerEvent(
                         self._base_payload(
                             "timeout",
-                            f"Anaplan task {self.task_id} had not finished by its deadline ({timing.describe()}).",
+                            f"Anaplan task {self.anaplan_task_id} had not finished by its deadline "
+                            f"({timing.describe()}).",
                             timing,
                         )
                     )
@@ -216,7 +217,7 @@ class _PollingTrigger(BaseTrigger):
                 await asyncio.sleep(max(0.0, delay))
         except Exception as exc:  # an event the operator can act on, rather than an opaque TaskDeferralError
             yield TriggerEvent(
-                self._base_payload("error", f"Waiting for Anaplan task {self.task_id} failed: {exc}", timing)
+                self._base_payload("error", f"Waiting for Anaplan task {self.anaplan_task_id} failed: {exc}", timing)
             )
 
     async def cleanup(self) -> None:
@@ -291,7 +292,7 @@ class AnaplanTaskTrigger(_PollingTrigger):
 
     async def _outcome(self, client: AnaplanClient) -> TaskOutcome:
         return await client.get_task_outcome(
-            self.model_id, self.action_id, self.task_id, workspace_id=self.workspace_id
+            self.model_id, self.action_id, self.anaplan_task_id, workspace_id=self.workspace_id
         )
 
     async def _poll_once(self, hook: AnaplanHook, timing: TaskTiming) -> dict[str, Any] | None:
@@ -313,15 +314,17 @@ class AnaplanTaskTrigger(_PollingTrigger):
 
         async def cancel(client: AnaplanClient) -> Any:
             return await client.cancel_task(
-                self.model_id, self.action_id, self.task_id, workspace_id=self.workspace_id, wait=False
+                self.model_id, self.action_id, self.anaplan_task_id, workspace_id=self.workspace_id, wait=False
             )
 
         try:
             outcome = await asyncio.wait_for(hook.arun(cancel), CANCEL_TIMEOUT)
         except Exception as exc:
-            self.log.warning("Could not cancel Anaplan task %s: %s; cancel it in Anaplan", self.task_id, exc)
+            self.log.warning("Could not cancel Anaplan task %s: %s; cancel it in Anaplan", self.anaplan_task_id, exc)
             return
-        self.log.info("Asked Anaplan to cancel task %s of %s (%s)", self.task_id, self.action_id, outcome.status)
+        self.log.info(
+            "Asked Anaplan to cancel task %s of %s (%s)", self.anaplan_task_id, self.action_id, outcome.status
+        )
 
 
 class AnaplanSyncTaskTrigger(_PollingTrigger):
@@ -345,18 +348,24 @@ class AnaplanSyncTaskTrigger(_PollingTrigger):
         return f"{type(self).__module__}.{type(self).__qualname__}", self._common_kwargs()
 
     async def _poll_once(self, hook: AnaplanHook, timing: TaskTiming) -> dict[str, Any] | None:
-        task = await hook.arun(lambda client: client.get_sync_task(self.model_id, self.task_id))
+        task = await hook.arun(lambda client: client.get_sync_task(self.model_id, self.anaplan_task_id))
         timing.observe(task.task_state, task.creation_time, time.time())
         if not task.is_terminal:
             return None
         result = task.result
         if task.succeeded:
-            status, message = "success", f"ALM sync task {self.task_id} on model {self.model_id} completed."
+            status, message = "success", f"ALM sync task {self.anaplan_task_id} on model {self.model_id} completed."
         elif task.task_state == TaskState.CANCELLED:
-            status, message = "cancelled", f"ALM sync task {self.task_id} on model {self.model_id} was cancelled."
+            status, message = (
+                "cancelled",
+                f"ALM sync task {self.anaplan_task_id} on model {self.model_id} was cancelled.",
+            )
         else:
             reason = str(result.error) if result is not None and result.error is not None else "no details given"
-            status, message = "failed", f"ALM sync task {self.task_id} on model {self.model_id} failed: {reason}"
+            status, message = (
+                "failed",
+                f"ALM sync task {self.anaplan_task_id} on model {self.model_id} failed: {reason}",
+            )
         return {
             **self._base_payload(status, message, timing),
             "source_revision_id": result.source_revision_id if result is not None else None,
@@ -368,7 +377,7 @@ class AnaplanSyncTaskTrigger(_PollingTrigger):
         self.log.warning(
             "The deferred task was killed, but ALM sync task %s on model %s cannot be cancelled through Anaplan's "
             "API; it runs to its end",
-            self.task_id,
+            self.anaplan_task_id,
             self.model_id,
         )
 

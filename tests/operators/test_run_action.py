@@ -83,7 +83,7 @@ def test_deferred_mode_round_trips_the_trigger_and_saves_the_solution_log(tmp_pa
     trigger = deferred.value.trigger
     assert isinstance(trigger, AnaplanTaskTrigger)
     # The Anaplan task id is in XCom before the task defers (for links and manual clean-up).
-    assert context["ti"].xcom[XCOM_TASK_ID_KEY] == trigger.task_id
+    assert context["ti"].xcom[XCOM_TASK_ID_KEY] == trigger.anaplan_task_id
     assert "selectedModelId=" + MODEL in context["ti"].xcom["anaplan_model"]["url"]
     # The trigger's own deadline fires before the scheduler's deferral timeout.
     assert started + 120 - 1 <= trigger.end_time <= time.time() + 120
@@ -95,7 +95,7 @@ def test_deferred_mode_round_trips_the_trigger_and_saves_the_solution_log(tmp_pa
     assert event.payload["status"] == "success"
     fresh = op(action=OPTIMIZER_ACTION, deferrable=True, solution_log_to=str(tmp_path / "log.txt"))  # a new process
     result = fresh.execute_complete(context, event=event.payload)
-    assert result["outcome"] == "success" and result["task_id"] == trigger.task_id
+    assert result["outcome"] == "success" and result["task_id"] == trigger.anaplan_task_id
     assert result["solution_log_path"] == str(tmp_path / "log.txt")
     assert "Optimize Territories" in (tmp_path / "log.txt").read_text()
     assert DEFAULT_USER_PASSWORD not in repr(result)

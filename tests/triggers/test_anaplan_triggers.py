@@ -87,6 +87,17 @@ def test_success_event_with_counts_and_timing() -> None:
     assert timing.running_seconds is not None and timing.running_seconds >= 0
 
 
+def test_the_triggerer_attaching_its_task_instance_keeps_the_anaplan_task_id() -> None:
+    # A real triggerer sets trigger.task_instance; on Airflow 3.3 that setter overwrites trigger.task_id with the
+    # Airflow task's id, so the Anaplan id must live elsewhere (dag.test() never calls the setter).
+    task_id = start_task(SORT_ACTION)
+    trigger = roundtrip_trigger(task_trigger(task_id))
+    trigger.task_instance = type("FakeTaskInstance", (), {"task_id": "run_import"})()
+    assert trigger.anaplan_task_id == task_id and trigger.serialize()[1]["task_id"] == task_id
+    event = first_event(trigger)
+    assert event.payload["status"] == "success" and event.payload["task_id"] == task_id
+
+
 def test_queued_time_behind_another_task_on_the_model(emulator: EmulatorApp) -> None:
     set_task_duration(emulator, 0.5)
     start_task(SORT_ACTION)
