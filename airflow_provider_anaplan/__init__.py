@@ -178,7 +178,12 @@ def get_provider_info() -> dict:
             }
         ],
         "hooks": [{"integration-name": "Anaplan", "python-modules": ["airflow_provider_anaplan.hooks.anaplan"]}],
-        "operators": [{"integration-name": "Anaplan", "python-modules": ["airflow_provider_anaplan.operators.bulk"]}],
+        "operators": [
+            {
+                "integration-name": "Anaplan",
+                "python-modules": ["airflow_provider_anaplan.operators.bulk", "airflow_provider_anaplan.operators.alm"],
+            }
+        ],
         "sensors": [{"integration-name": "Anaplan", "python-modules": ["airflow_provider_anaplan.sensors.anaplan"]}],
         "triggers": [{"integration-name": "Anaplan", "python-modules": ["airflow_provider_anaplan.triggers.anaplan"]}],
         "connection-types": [

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from airflow_provider_anaplan.client import AnaplanClient, AnaplanError, BasicAuth
@@ -35,9 +35,10 @@ class DemoError(Exception):
 
 
 @contextmanager
-def running_emulator(startup_timeout: float) -> Iterator[str]:
-    """Start ``python -m airflow_provider_anaplan.emulator --port 0`` and yield its base URL; always stop it."""
-    command = [sys.executable, "-m", "airflow_provider_anaplan.emulator", "--port", "0"]
+def running_emulator(startup_timeout: float, command: Sequence[str] | None = None) -> Iterator[str]:
+    """Start ``python -m airflow_provider_anaplan.emulator --port 0`` (or ``command``, which must print the same ready
+    line) and yield its base URL; always stop it."""
+    command = list(command or [sys.executable, "-m", "airflow_provider_anaplan.emulator", "--port", "0"])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(  # noqa: S603 - our own module, run with our own interpreter
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env

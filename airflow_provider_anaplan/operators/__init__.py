@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
-from .bulk import AnaplanRunActionOperator, AnaplanRunProcessOperator
+from .alm import AnaplanALMSyncOperator
+from .bulk import (
+    AnaplanExportAndDownloadOperator,
+    AnaplanRunActionOperator,
+    AnaplanRunProcessOperator,
+    AnaplanUploadAndImportOperator,
+)
 
-__all__ = ["AnaplanRunActionOperator", "AnaplanRunProcessOperator"]
+__all__ = [
+    "AnaplanALMSyncOperator",
+    "AnaplanExportAndDownloadOperator",
+    "AnaplanRunActionOperator",
+    "AnaplanRunProcessOperator",
+    "AnaplanUploadAndImportOperator",
+]
