@@ -4,8 +4,9 @@
         [--clients ours,sdk-login,sdk-token,sdk-stream] [--repeat N] [--json FILE]
 
 (``scripts/bench transfer`` runs it with the right interpreter.) For each latency it starts the emulator as its own
-process (``--count-only-imports --task-duration 0 --latency S``) and runs every measurement in a fresh child process,
-so that each peak RSS is that process's own ``VmHWM``:
+process (``--count-only-imports --task-duration 0 --latency S --store-compressed-chunks``: gzip chunks are inflated
+when the import first reads them, not during the timed upload; ``--inflate-on-upload`` drops that option) and runs
+every measurement in a fresh child process, so that each peak RSS is that process's own ``VmHWM``:
 
 * the emulator's ingest rate with plain httpx (single-shot PUTs, raw and gzipped chunk PUTs): it shares the cores;
 * the gzip ceiling: plain ``gzip.compress`` of the same file in the client's chunks at the client's level, on 1 and
@@ -108,7 +109,9 @@ def run_case(
             if op == "download":
                 target = ["--dest", str(download_to)]
             cpu = emulator.cpu_seconds()
+            load = os.getloadavg()[0]
             result = run_child(python, script, [op, "--url", emulator.url, *target, *extra])
+            result["loadavg"] = (load, os.getloadavg()[0])
             result["emulator_cpu_s"] = emulator.cpu_seconds() - cpu
             result["rate"] = mbs(result["bytes"], result["wall_s"])
             if op == "download":
@@ -118,7 +121,7 @@ def run_case(
                     raise RuntimeError(f"{client}: the downloaded file differs from {path}")
             log(
                 f"  {client:10} {op:8} {result['rate']:7.1f} MB/s  peak RSS {result['peak_rss'] / MIB:6.0f} MiB  "
-                f"lag {result['lag_s'] * 1000:5.0f} ms"
+                f"lag {result['lag_s'] * 1000:5.0f} ms  load {result['loadavg'][0]:.1f}-{result['loadavg'][1]:.1f}"
             )
             runs.append(result)
     return best(uploads), best(downloads)
@@ -133,6 +136,12 @@ def main() -> int:
     parser.add_argument("--ceiling-repeat", type=int, default=2, help="runs per gzip ceiling (best is reported)")
     parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="where the CSVs are cached")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument(
+        "--inflate-on-upload",
+        action="store_true",
+        help="let the emulator inflate gzip chunks as they arrive (by default it runs with --store-compressed-chunks "
+        "and inflates them when the import first reads them, so the timed upload does not include its inflation)",
+    )
     args = parser.parse_args()
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -157,6 +166,8 @@ def main() -> int:
 
     for latency in latencies:
         emulator_args = ["--count-only-imports", "--task-duration", "0", "--latency", str(latency)]
+        if not args.inflate_on_upload:
+            emulator_args.append("--store-compressed-chunks")
         with Emulator(*emulator_args) as emulator:
             token = emulator.login_token()
             if report["ingest"] is None:

@@ -21,7 +21,8 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -44,12 +45,13 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .settings import ClientSettings
+from .settings import ClientSettings, shared_ssl_context
 
 log = logging.getLogger("airflow_provider_anaplan.client")
 
 USER_AGENT = "airflow-provider-anaplan"
 PAGE_LIMIT = 5000  # the most items Anaplan returns in one page
+PAGE_CONCURRENCY = 4  # pages fetched at once once the first page gives totalSize
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 
 
@@ -213,6 +215,66 @@ class _Failure(enum.Enum):
     LOST = "the connection was reset or the response was lost"
 
 
+async def _cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel tasks fetched ahead that are no longer wanted, wait for them, and retrieve their outcome."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+        for task in pending:
+            if not task.cancelled():
+                task.exception()  # retrieved: a fetch that failed after it stopped being wanted is moot
+
+
+_DRAINED = httpx.ByteStream(b"")
+
+
+def _release(response: httpx.Response) -> None:
+    """Break the reference cycle httpx 0.28 leaves in every response, once its body has been read and its stream closed.
+
+    ``AsyncClient.send`` sets ``response.stream = BoundAsyncStream(..., response=response)``: the response refers to
+    itself, so it (with its request body, e.g. an uploaded chunk, and its content) would live until the cyclic garbage
+    collector runs rather than be freed when the caller drops it; over many chunks memory piles up. The stream is
+    spent by then, so an empty one takes its place (reading the response again returns the cached content).
+    """
+    response.stream = _DRAINED
+
+
+async def _send_into_buffer(
+    client: httpx.AsyncClient, request: httpx.Request
+) -> tuple[httpx.Response, bytearray | None]:
+    """Send and read a successful response's body into one bytearray (an error's body is read as usual)."""
+    response = await client.send(request, stream=True)
+    try:
+        if response.status_code >= 400:
+            await response.aread()
+            return response, None
+        length = response.headers.get("Content-Length", "")
+        identity = response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity")
+        if not (identity and length.isascii() and length.isdigit() and len(length) < 12):
+            buffer = bytearray()
+            async for part in response.aiter_bytes():
+                buffer += part
+            return response, buffer
+        expected = int(length)
+        buffer = bytearray(expected)
+        filled = 0
+        with memoryview(buffer) as view:
+            async for part in response.aiter_bytes():  # identity: the parts as received, not copied
+                end = filled + len(part)
+                if end > expected:
+                    raise httpx.RemoteProtocolError("the response body is longer than its Content-Length")
+                view[filled:end] = part
+                filled = end
+        if filled != expected:
+            raise httpx.RemoteProtocolError(f"the response body ended after {filled} of {expected} bytes")
+        return response, buffer
+    finally:
+        await response.aclose()
+        _release(response)
+
+
 class Transport:
     """Authenticated requests to Anaplan with retries, backoff and error mapping; usable from any event loop.
 
@@ -257,9 +319,11 @@ class Transport:
             client = self._clients.get(loop)
             if client is None or client.is_closed:
                 try:
-                    client = httpx.AsyncClient(
-                        **self.settings.httpx_options(), follow_redirects=False, headers={"User-Agent": USER_AGENT}
-                    )
+                    options = self.settings.httpx_options()
+                    if options["transport"] is None and isinstance(options["verify"], bool):
+                        # One context per process, not one per client: loading the CA bundle takes 30-40 ms.
+                        options["verify"] = shared_ssl_context(options["verify"])
+                    client = httpx.AsyncClient(**options, follow_redirects=False, headers={"User-Agent": USER_AGENT})
                 except (OSError, ValueError, TypeError, ImportError, ssl.SSLError) as exc:
                     # ClientSettings checks these up front; this is the last line for what slips through.
                     raise ConfigurationError(
@@ -339,9 +403,38 @@ class Transport:
 
         ``retry`` defaults to :func:`classify` of the method and path.
         """
-        return await self._send(
+        response, _ = await self._send(
             method, path_or_url, params=params, json=json, content=content, headers=headers, retry=retry, auth=True
         )
+        return response
+
+    async def request_bytes(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        retry: RetryClass | None = None,
+    ) -> bytearray:
+        """Like :meth:`request`, but return the body alone, read straight into one buffer (a file chunk's bytes).
+
+        The body is streamed into a ``bytearray`` sized from ``Content-Length`` (when the body is not content-encoded),
+        so a large body is held once, not as many small parts and then joined into a second copy as
+        ``Response.read`` does. A body cut short is retried as a lost response (for SAFE requests).
+        """
+        _, body = await self._send(
+            method,
+            path_or_url,
+            params=None,
+            json=None,
+            content=None,
+            headers=headers,
+            retry=retry,
+            auth=True,
+            into=True,
+        )
+        assert body is not None
+        return body
 
     async def call(
         self,
@@ -353,9 +446,10 @@ class Transport:
         retry: RetryClass | None = None,
     ) -> httpx.Response:
         """An unauthenticated request (the auth service and OAuth), with the same retries and error mapping."""
-        return await self._send(
+        response, _ = await self._send(
             method, url, params=None, json=json, content=None, headers=headers, retry=retry, auth=False
         )
+        return response
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET a JSON object (retried as SAFE)."""
@@ -387,28 +481,59 @@ class Transport:
         return body
 
     async def paginate(
-        self, path: str, key: str, params: dict[str, Any] | None = None, limit: int = PAGE_LIMIT
+        self,
+        path: str,
+        key: str,
+        params: dict[str, Any] | None = None,
+        limit: int = PAGE_LIMIT,
+        concurrency: int = PAGE_CONCURRENCY,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every item under ``key`` across pages, striding by the server's ``currentPageSize`` to ``totalSize``.
 
+        Once the first page gives the page size and ``totalSize``, the next pages are fetched ``concurrency`` at a
+        time (items are still yielded in order). Each page's own ``currentPageSize`` and ``totalSize`` steer what
+        follows, as when fetching one page after another: pages fetched ahead at a stride the server no longer uses
+        are dropped and fetched again from the right offset, and a ``totalSize`` that grows is followed.
         A page without ``key`` has no items (Anaplan drops the key of an empty collection).
         """
-        offset = 0
-        while True:
+
+        async def fetch(offset: int) -> tuple[list[Any], int | None, int | None]:
             body = await self.get_json(path, {**(params or {}), "offset": offset, "limit": limit})
             items = body.get(key) or []
             if not isinstance(items, list):
                 raise ProtocolError(f"GET {httpx.URL(self.url(path)).path}: {key!r} is not a list", method="GET")
-            for item in items:
-                yield item
             paging = (body.get("meta") or {}).get("paging") or {}
             page_size = paging.get("currentPageSize", len(items))
             total = paging.get("totalSize")
-            if not isinstance(page_size, int) or page_size <= 0 or not isinstance(total, int):
-                return
-            offset += page_size
-            if offset >= total:
-                return
+            if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
+                return items, None, None
+            return items, page_size, total if isinstance(total, int) and not isinstance(total, bool) else None
+
+        items, stride, total = await fetch(0)
+        for item in items:
+            yield item
+        if stride is None or total is None:
+            return
+        offset = ahead = stride  # the next offset to yield from; the next offset to fetch
+        window: deque[tuple[int, asyncio.Task[tuple[list[Any], int | None, int | None]]]] = deque()
+        try:
+            while offset < total:
+                while len(window) < max(1, concurrency) and ahead < total:
+                    window.append((ahead, asyncio.ensure_future(fetch(ahead))))
+                    ahead += stride
+                at, task = window.popleft()
+                items, page_size, page_total = await task
+                for item in items:
+                    yield item
+                if page_size is None or page_total is None:
+                    return
+                offset, total = at + page_size, page_total
+                if page_size != stride and offset < total:  # the server changed its page size: refetch from here
+                    await _cancel_all(task for _, task in window)
+                    window.clear()
+                    stride, ahead = page_size, offset
+        finally:
+            await _cancel_all(task for _, task in window)
 
     # ----------------------------------------------------------------- the retry loop
     def _backoff(self, retry_number: int) -> float:
@@ -427,7 +552,10 @@ class Transport:
         headers: dict[str, str] | None,
         retry: RetryClass | None,
         auth: bool,
-    ) -> httpx.Response:
+        into: bool = False,
+    ) -> tuple[httpx.Response, bytearray | None]:
+        """The retry loop; returns the successful response and, with ``into``, its body read into a bytearray (the
+        response's own content is then left empty)."""
         s = self.settings
         method = method.upper()
         url = self.url(path_or_url)
@@ -472,8 +600,13 @@ class Transport:
                 ) from None
             except httpx.InvalidURL:
                 raise InvalidInputError(f"Not a valid URL or path: {path_or_url!r}") from None
+            buffer: bytearray | None = None
             try:
-                response = await client.send(request)
+                if into:
+                    response, buffer = await _send_into_buffer(client, request)
+                else:
+                    response = await client.send(request)
+                    _release(response)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as exc:
                 failure, cause = _Failure.CONNECT, _cause(exc)
                 if _certificate_failure(exc) is not None:  # a certificate that cannot be verified will not heal
@@ -511,7 +644,7 @@ class Transport:
             if response is not None:
                 status = response.status_code
                 if status < 400:
-                    return response
+                    return response, buffer
                 if status == 401 and auth and not replayed_401 and token is not None:
                     # A refused token: re-create it (single-flight) and replay once; not counted as an attempt.
                     replayed_401 = True
@@ -575,6 +708,7 @@ class Transport:
 
 
 __all__ = [
+    "PAGE_CONCURRENCY",
     "PAGE_LIMIT",
     "RetryClass",
     "Transport",

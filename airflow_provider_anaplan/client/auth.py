@@ -27,6 +27,7 @@ import hmac
 import inspect
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -247,6 +248,52 @@ def _read_pem_source(name: str, source: str | bytes | os.PathLike[str], *, secre
         ) from None
 
 
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+
+
+def _der_item(der: bytes, at: int) -> tuple[int, int, int] | None:
+    """(tag, start of content, end of content) of the DER item at ``at``, or None when it does not fit."""
+    if at + 2 > len(der):
+        return None
+    tag, length, at = der[at], der[at + 1], at + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 0 < count <= 4 or at + count > len(der):
+            return None
+        length, at = int.from_bytes(der[at : at + count], "big"), at + count
+    return (tag, at, at + length) if at + length <= len(der) else None
+
+
+def _is_encrypted_key_pem(data: bytes) -> bool:
+    """True when ``data`` holds a well-formed encrypted key (so a failure to load it is the password's fault): a PKCS#8
+    ``ENCRYPTED PRIVATE KEY`` block whose DER is an EncryptedPrivateKeyInfo, or a traditional ``… PRIVATE KEY`` block
+    with ``Proc-Type: 4,ENCRYPTED`` and ``DEK-Info`` headers and a base64 body of whole cipher blocks."""
+    for label, body in _PEM_BLOCK.findall(data):
+        lines = [line.strip() for line in body.strip().splitlines()]
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in lines if b":" in line)}
+        payload = b"".join(b"".join(line.split()) for line in lines if b":" not in line)
+        try:
+            der = base64.b64decode(payload, validate=True)
+        except ValueError:
+            continue
+        if label == b"ENCRYPTED PRIVATE KEY":
+            outer = _der_item(der, 0)
+            algorithm = _der_item(der, outer[1]) if outer and outer[0] == 0x30 and outer[2] == len(der) else None
+            oid = _der_item(der, algorithm[1]) if algorithm and algorithm[0] == 0x30 else None
+            octets = _der_item(der, algorithm[2]) if algorithm and oid and oid[0] == 0x06 else None
+            if octets and octets[0] == 0x04 and octets[2] == len(der):
+                return True
+        elif (
+            label.endswith(b"PRIVATE KEY")
+            and headers.get(b"proc-type", b"").replace(b" ", b"") == b"4,ENCRYPTED"
+            and b"," in headers.get(b"dek-info", b"")
+            and der
+            and len(der) % 8 == 0
+        ):
+            return True
+    return False
+
+
 def _load_private_key(data: bytes, password: str | bytes | None) -> Any:
     encrypted = b"ENCRYPTED" in data.split(b"-----END", 1)[0]
     if b"-----BEGIN" not in data:
@@ -257,7 +304,7 @@ def _load_private_key(data: bytes, password: str | bytes | None) -> Any:
     try:
         return serialization.load_pem_private_key(data, password=secret if encrypted else None)
     except ValueError:
-        if encrypted:
+        if encrypted and _is_encrypted_key_pem(data):
             raise ConfigurationError("private_key_password is wrong: the private key could not be decrypted") from None
         raise ConfigurationError("private_key is malformed PEM: it could not be read as a private key") from None
     except (TypeError, UnsupportedAlgorithm):

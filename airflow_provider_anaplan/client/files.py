@@ -5,19 +5,25 @@ up front), ``PUT …/files/{id}/chunks/{n}`` for n = 0, 1, … (204), and, after
 with a JSON body (Anaplan answers a bodiless one with a 500). Each chunk PUT is safe to repeat, so a failed chunk is
 retried on its own by the transport.
 
-Memory: the source is read one chunk at a time, and a new chunk is read only while fewer than ``concurrency`` chunks
-are being compressed or sent, so at most ``chunk_size * (concurrency + 1)`` bytes of the source are held at once (plus
-the gzip output, typically a fraction of that for text), whatever the file's size. Downloads keep at most
-``concurrency`` chunks in flight and hand them over in order.
+Uploads run as a pipeline (``_UploadPipeline``): one reader, ``min(concurrency, os.cpu_count())`` gzip threads and
+``concurrency`` senders, each stage working while the others wait on disk, CPU or network.
+
+Memory: the source is read one chunk at a time, and a new chunk is read only while the chunk data held (chunks read
+and not yet compressed, counted whole; compressed bodies not yet acknowledged, counted at their size) stays within
+``chunk_size * (concurrency + 1)`` bytes, whatever the file's size; the gzip output being written by the compressions
+under way comes on top. Downloads keep at most ``concurrency`` chunks in flight, each read into one buffer sized from
+its ``Content-Length``, and hand them over in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import os
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, overload
 from urllib.parse import quote
@@ -109,20 +115,13 @@ def _next_chunk_sync(pieces: Iterator[Any], rechunker: _Rechunker) -> Chunk | No
 
 
 async def _iter_chunks(source: Any, size: int) -> AsyncIterator[Chunk]:
-    """The chunks of any upload source, read only as they are asked for (files and sync iterators in threads)."""
+    """The chunks of an upload source other than a path (``_UploadPipeline._read_file`` reads those), read only as
+    they are asked for (file objects and sync iterators in worker threads)."""
     rechunker = _Rechunker(size)
     if isinstance(source, bytes | bytearray | memoryview):
         rechunker.feed(source)
         while (chunk := rechunker.pop(final=True)) is not None:
             yield chunk
-        return
-    if isinstance(source, os.PathLike):
-        handle = await asyncio.to_thread(open, os.fspath(source), "rb")
-        try:
-            async for chunk in _iter_sync(_read_pieces(handle, size), rechunker):
-                yield chunk
-        finally:
-            await asyncio.to_thread(handle.close)
         return
     if callable(getattr(source, "read", None)):
         async for chunk in _iter_sync(_read_pieces(source, size), rechunker):
@@ -156,6 +155,27 @@ async def _iter_chunks(source: Any, size: int) -> AsyncIterator[Chunk]:
     )
 
 
+def _os_reason(exc: OSError) -> str:
+    """A short reason for an OS error ("No such file or directory"), without the path (the caller names it)."""
+    return exc.strerror or type(exc).__name__
+
+
+def _stat_source(source: os.PathLike[str]) -> os.stat_result:
+    try:
+        return os.stat(os.fspath(source))
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        raise InvalidInputError(f"The upload source {os.fspath(source)!r} cannot be read: {reason}.") from None
+
+
+def _open_source(source: os.PathLike[str]) -> IO[bytes]:
+    try:
+        return open(os.fspath(source), "rb")
+    except (OSError, ValueError) as exc:
+        reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        raise InvalidInputError(f"The upload source {os.fspath(source)!r} cannot be opened: {reason}.") from None
+
+
 def _read_pieces(handle: Any, size: int) -> Iterator[Any]:
     """A file object's content in pieces of ``size`` (bytes, or str from a text file: uploaded as UTF-8)."""
     while piece := handle.read(size):
@@ -186,6 +206,221 @@ def _level(compress: bool | int) -> int:
     raise InvalidInputError(f"compress must be True, False or a gzip level 0-9, got {compress!r}.")
 
 
+# ---------------------------------------------------------------------------------------------------- upload pipeline
+class _Budget:
+    """The bytes of compressed (or copied) bodies an upload holds until their PUT is acknowledged, kept near a limit:
+    an uncompressed body is reserved exactly before it is made; a compressor starts only while there is room left,
+    and its body (known only once made) is counted when done, so the outputs of compressions under way come on top."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def reserve(self, size: int) -> None:
+        while self.used and self.used + size > self.limit:
+            await self._wait()
+        self.adjust(size)
+
+    async def wait_for_room(self) -> None:
+        while self.used >= self.limit:
+            await self._wait()
+
+    async def _wait(self) -> None:
+        self._freed.clear()
+        await self._freed.wait()
+
+    def adjust(self, delta: int) -> None:
+        self.used += delta
+        if delta < 0:
+            self._freed.set()
+
+
+class _ReadSlots:
+    """Chunks read and not yet turned into bodies: at most ``count`` at a time. A file source is read into buffers
+    that stay with the slots and are reused from chunk to chunk, which spares the allocator a fresh chunk-sized block
+    per chunk (glibc raises its mmap threshold after the first free, so later blocks come from arenas it seldom
+    shrinks, and RSS would creep up with the file's size)."""
+
+    def __init__(self, count: int) -> None:
+        self._slots = asyncio.Semaphore(count)
+        self._spare: list[bytearray] = []
+
+    async def take(self) -> bytearray | None:
+        """Wait for a free slot; its buffer, or None (a file source allocates one, off the loop)."""
+        await self._slots.acquire()
+        return self._spare.pop() if self._spare else None
+
+    def give(self, buffer: bytearray | None) -> None:
+        if buffer is not None:
+            self._spare.append(buffer)
+        self._slots.release()
+
+
+def _read_into(handle: Any, buffer: bytearray | None, size: int) -> tuple[bytearray, int]:
+    """Fill ``buffer`` (a new one of ``size`` bytes when None) from a binary file; (buffer, bytes read), in a thread."""
+    if buffer is None:
+        buffer = bytearray(size)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < size:
+        count = handle.readinto(view[filled:])
+        if not count:
+            break
+        filled += count
+    return buffer, filled
+
+
+_DONE = None  # the end of a queue
+
+
+class _UploadPipeline:
+    """read -> gzip -> send, each stage running on its own so that none waits for the others in lock-step.
+
+    One reader pulls chunks from the source (files and sync iterators in worker threads) into a small queue;
+    ``min(concurrency, os.cpu_count())`` compressors gzip them in a thread pool of that size (never on the event loop)
+    into a queue of at most ``concurrency`` compressed bodies; ``concurrency`` senders PUT the bodies as they come.
+
+    Memory, in chunks of ``chunk_size``: R = ``min(compressors + 1, concurrency)`` chunks read and not yet compressed
+    (1 without compression: the chunk being read), and ``concurrency + 1 - R`` chunks' worth of bodies not yet
+    acknowledged; ``chunk_size * (concurrency + 1)`` bytes in all, plus the output of the compressions under way.
+    Compressed bodies are a fraction of a chunk for text, so that share holds several of them: compression runs ahead
+    while the sends are in flight. A failed PUT is retried on its own by the transport; when one fails for good (or
+    the source fails) everything else is cancelled and that error is raised.
+    """
+
+    def __init__(self, api: FilesAPI, file_path: str, size: int, level: int, concurrency: int) -> None:
+        self.api = api
+        self.file_path = file_path
+        self.size = size
+        self.level = level
+        self.concurrency = concurrency
+        self.workers = min(concurrency, os.cpu_count() or 1) if level else 0
+        reading = min(self.workers + 1, concurrency) if level else 1
+        self.slots = _ReadSlots(reading)
+        self.budget = _Budget(size * (concurrency + 1 - reading))
+        self.raw: asyncio.Queue[tuple[int, Chunk, bytearray | None] | None] = asyncio.Queue(
+            maxsize=max(1, self.workers)
+        )
+        self.bodies: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=concurrency)
+        self.count = 0
+
+    async def run(self, source: Any) -> int:
+        pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="anaplan-gzip") if self.workers else None
+        )  # gzip only ever runs here: zlib releases the GIL, so the threads compress in parallel
+        upstream = {asyncio.create_task(self._read(source))}
+        upstream |= {asyncio.create_task(self._compress(pool)) for _ in range(self.workers)}
+        senders = {asyncio.create_task(self._send()) for _ in range(self.concurrency)}
+        every = upstream | senders
+        try:
+            while upstream:  # the reader and compressors finish when the source is spent; a failure anywhere stops all
+                done, _ = await asyncio.wait(upstream | senders, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # raises the stage's error
+                upstream -= done
+            drained = asyncio.create_task(self.bodies.join())
+            every.add(drained)
+            while not drained.done():
+                done, _ = await asyncio.wait(senders | {drained}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+        finally:
+            await _cancel_all(every)
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        return self.count
+
+    async def _read(self, source: Any) -> None:
+        if isinstance(source, os.PathLike):
+            await self._read_file(source)
+        else:
+            chunks = _iter_chunks(source, self.size)
+            try:
+                while True:
+                    await self.slots.take()
+                    chunk = await anext(chunks, None)
+                    if chunk is None:
+                        self.slots.give(None)
+                        break
+                    await self._hand_on(chunk, None)
+                    del chunk
+            finally:
+                await chunks.aclose()
+        for _ in range(self.workers):
+            await self.raw.put(_DONE)
+
+    async def _read_file(self, source: os.PathLike[str]) -> None:
+        """A path's chunks, read straight into the read slots' buffers."""
+        handle = await asyncio.to_thread(_open_source, source)
+        try:
+            while True:
+                buffer, filled = await asyncio.to_thread(_read_into, handle, await self.slots.take(), self.size)
+                if filled:
+                    await self._hand_on(buffer if filled == self.size else memoryview(buffer)[:filled], buffer)
+                else:
+                    self.slots.give(buffer)
+                if filled < self.size:
+                    break
+                del buffer
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    async def _hand_on(self, chunk: Chunk, buffer: bytearray | None) -> None:
+        """Number a chunk just read and pass it on: to the compressors, or (no compression) straight to the senders."""
+        if self.count >= MAX_CHUNKS:
+            raise InvalidInputError(
+                f"The source needs more than {MAX_CHUNKS} chunks of {self.size} bytes, Anaplan's limit: pass a "
+                f"larger chunk_size (up to {MAX_CHUNK_SIZE} bytes)."
+            )
+        index, self.count = self.count, self.count + 1
+        if self.level:
+            await self.raw.put((index, chunk, buffer))
+            return
+        await self.budget.reserve(len(chunk))
+        body = bytes(chunk)
+        del chunk
+        self.slots.give(buffer)
+        await self.bodies.put((index, body))
+
+    async def _compress(self, pool: ThreadPoolExecutor | None) -> None:
+        loop = asyncio.get_running_loop()
+        while (item := await self.raw.get()) is not _DONE:
+            index, chunk, buffer = item
+            del item
+            await self.budget.wait_for_room()
+            body = await loop.run_in_executor(pool, compress_chunk, chunk, self.level)
+            self.budget.adjust(len(body))
+            del chunk
+            self.slots.give(buffer)
+            del buffer
+            await self.bodies.put((index, body))
+            del body
+
+    async def _send(self) -> None:
+        while True:
+            item = await self.bodies.get()
+            assert item is not _DONE
+            index, body = item
+            del item
+            await self.api._put_chunk(self.file_path, index, body, bool(self.level))
+            self.budget.adjust(-len(body))
+            del body
+            self.bodies.task_done()
+
+
+async def _cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel tasks, wait for them, and retrieve their outcome (an error after the first one is moot)."""
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()
+
+
 # ---------------------------------------------------------------------------------------------------- the API
 class FilesAPI(MetadataAPI):
     """Upload, download and delete the files of a model (import sources 113…, export outputs 116…)."""
@@ -213,8 +448,9 @@ class FilesAPI(MetadataAPI):
 
         ``source``: bytes, a str (uploaded as UTF-8 text), a path (``pathlib.Path``), a binary file object, or a sync
         or async iterator of bytes of any length. ``file``: the file's id (113…) or name. Chunks are ``chunk_size``
-        bytes (at most 50 MB; raised for a large source of known size so it fits in 1000 chunks), gzipped in worker
-        threads at level ``compress`` (True: level 1), ``concurrency`` at a time.
+        bytes (at most 50 MB; raised for a large source of known size so it fits in 1000 chunks), gzipped at level
+        ``compress`` (True: level 1) on ``min(concurrency, os.cpu_count())`` worker threads, and sent ``concurrency``
+        at a time; see the module's docstring for the memory bound.
 
         Anaplan answers an unknown file id by silently creating a new file with another id; so the file is looked
         up first and an unknown one is refused, unless ``allow_new_file`` (then the new file is returned).
@@ -237,7 +473,7 @@ class FilesAPI(MetadataAPI):
         exact = isinstance(source, bytes | bytearray | memoryview)
         size: int | None = memoryview(source).nbytes if exact else None  # type: ignore[arg-type]
         if isinstance(source, os.PathLike):
-            size = (await asyncio.to_thread(os.stat, os.fspath(source))).st_size
+            size = (await asyncio.to_thread(_stat_source, source)).st_size
         if size is not None and size > chunk_size * MAX_CHUNKS:
             chunk_size = -(-size // MAX_CHUNKS)
             if chunk_size > MAX_CHUNK_SIZE:
@@ -295,62 +531,15 @@ class FilesAPI(MetadataAPI):
             ) from None
 
     async def _upload_chunks(self, file_path: str, source: Any, size: int, level: int, concurrency: int) -> int:
-        """Send every chunk of ``source``, ``concurrency`` at a time; returns how many were sent."""
-        slots = asyncio.Semaphore(concurrency)
-        running: set[asyncio.Task[None]] = set()
-        failures: list[BaseException] = []
+        """Send every chunk of ``source`` through the upload pipeline; returns how many were sent."""
+        return await _UploadPipeline(self, file_path, size, level, concurrency).run(source)
 
-        def finished(task: asyncio.Task[None]) -> None:
-            running.discard(task)
-            slots.release()
-            if not task.cancelled() and task.exception() is not None:
-                failures.append(task.exception())  # type: ignore[arg-type]
-
-        count = 0
-        chunks = _iter_chunks(source, size)
-        try:
-            async for chunk in chunks:
-                if count >= MAX_CHUNKS:
-                    raise InvalidInputError(
-                        f"The source needs more than {MAX_CHUNKS} chunks of {size} bytes, Anaplan's limit: pass a "
-                        f"larger chunk_size (up to {MAX_CHUNK_SIZE} bytes)."
-                    )
-                await slots.acquire()
-                if failures:
-                    slots.release()
-                    break
-                task = asyncio.create_task(self._put_chunk(file_path, count, chunk, level))
-                del chunk  # the task owns it now
-                running.add(task)
-                task.add_done_callback(finished)
-                count += 1
-            if running:
-                await asyncio.wait(set(running))
-        except BaseException:
-            for task in list(running):
-                task.cancel()
-            if running:
-                await asyncio.wait(set(running))
-            raise
-        finally:
-            await chunks.aclose()
-        if failures:
-            raise failures[0]
-        return count
-
-    async def _put_chunk(self, file_path: str, index: int, chunk: Chunk, level: int) -> None:
-        if level:
-            body = await asyncio.to_thread(compress_chunk, chunk, level)
-            content_type = "application/x-gzip"
-        else:
-            body = bytes(chunk)
-            content_type = "application/octet-stream"
-        del chunk
+    async def _put_chunk(self, file_path: str, index: int, body: bytes, compressed: bool) -> None:
         await self._transport.request(
             "PUT",
             f"{file_path}/chunks/{index}",
             content=body,
-            headers={"Content-Type": content_type},
+            headers={"Content-Type": "application/x-gzip" if compressed else "application/octet-stream"},
             retry=RetryClass.SAFE,
         )
 
@@ -367,27 +556,47 @@ class FilesAPI(MetadataAPI):
 
         An export's output file has the export's id (116…). A file with no content yields nothing.
         """
+        async for data in self._stream_chunks(model, file, workspace_id, concurrency, raw=False):
+            yield data  # type: ignore[misc]
+
+    async def _stream_chunks(
+        self, model: str, file: str, workspace_id: str | None, concurrency: int, *, raw: bool
+    ) -> AsyncIterator[bytes | bytearray]:
+        """A file's chunks in order; with ``raw``, as the bytearrays they were read into (no copy to bytes)."""
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidInputError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
         model_id, workspace, model_path = await self._locate(model, workspace_id)
         file_id = await self.resolve_file(model_id, file, workspace)
         base = f"{model_path}/files/{file_id}/chunks"
         ids = [str(member(item, "id", "a chunk")) async for item in self._transport.paginate(base, "chunks")]
-        async for data in self._fetch_in_order([f"{base}/{i}" for i in ids], concurrency):
+        async for data in self._fetch_in_order([f"{base}/{i}" for i in ids], concurrency, raw=raw):
             yield data
 
     async def _fetch_in_order(
-        self, paths: Iterable[str], concurrency: int, on_missing: Callable[[NotFoundError], Exception] | None = None
+        self,
+        paths: Iterable[str],
+        concurrency: int,
+        on_missing: Callable[[NotFoundError], Exception] | None = None,
+        *,
+        raw: bool = False,
     ) -> AsyncIterator[bytes]:
-        """GET each path as bytes, at most ``concurrency`` at once, yielding the bodies in the paths' order."""
-        window: deque[asyncio.Task[bytes]] = deque()
+        """GET each path, at most ``concurrency`` at once, yielding the bodies in the paths' order.
+
+        Each body is read straight into one bytearray; it is yielded as ``bytes`` (a copy) unless ``raw``, when the
+        bytearray itself is yielded (the caller only writes it out).
+        """
+        window: deque[asyncio.Task[bytearray]] = deque()
         try:
             for path in paths:
                 window.append(asyncio.create_task(self._get_bytes(path)))
                 if len(window) >= concurrency:
-                    yield await self._take(window.popleft(), on_missing)
+                    body = await self._take(window.popleft(), on_missing)
+                    yield body if raw else bytes(body)  # type: ignore[misc]
+                    del body
             while window:
-                yield await self._take(window.popleft(), on_missing)
+                body = await self._take(window.popleft(), on_missing)
+                yield body if raw else bytes(body)  # type: ignore[misc]
+                del body
         finally:
             for task in window:
                 task.cancel()
@@ -398,7 +607,7 @@ class FilesAPI(MetadataAPI):
                         task.exception()  # retrieved: a fetch that failed after the consumer stopped is moot
 
     @staticmethod
-    async def _take(task: Awaitable[bytes], on_missing: Callable[[NotFoundError], Exception] | None) -> bytes:
+    async def _take(task: Awaitable[bytearray], on_missing: Callable[[NotFoundError], Exception] | None) -> bytearray:
         try:
             return await task
         except NotFoundError as exc:
@@ -406,9 +615,8 @@ class FilesAPI(MetadataAPI):
                 raise
             raise on_missing(exc) from None
 
-    async def _get_bytes(self, path: str) -> bytes:
-        response = await self._transport.request("GET", path, headers={"Accept": "application/octet-stream"})
-        return response.content
+    async def _get_bytes(self, path: str) -> bytearray:
+        return await self._transport.request_bytes("GET", path, headers={"Accept": "application/octet-stream"})
 
     @overload
     async def download_file(
@@ -446,10 +654,9 @@ class FilesAPI(MetadataAPI):
         Without a destination, returns an async iterator of the chunks (``stream_file``). A path is written
         through ``<path>.part`` and renamed when complete, so a failed download never leaves a truncated file.
         """
-        chunks = self.stream_file(model, file, workspace_id=workspace_id, concurrency=concurrency)
         if destination is None:
-            return chunks
-        return await write_chunks(chunks, destination)
+            return self.stream_file(model, file, workspace_id=workspace_id, concurrency=concurrency)
+        return await write_chunks(self._stream_chunks(model, file, workspace_id, concurrency, raw=True), destination)
 
     async def delete_file(self, model: str, file: str, *, workspace_id: str | None = None) -> None:
         """Delete the uploaded content of a file (the file's definition stays; Anaplan deletes only content)."""
@@ -458,7 +665,9 @@ class FilesAPI(MetadataAPI):
         await self._transport.request("DELETE", f"{model_path}/files/{file_id}")
 
 
-async def write_chunks(chunks: AsyncIterator[bytes], destination: Destination) -> int:
+async def write_chunks(
+    chunks: AsyncIterator[bytes] | AsyncIterator[bytes | bytearray], destination: Destination
+) -> int:
     """Write async chunks to a path (through ``.part``, renamed at the end) or a binary file object; bytes written.
 
     Writes run in worker threads, so a slow disk never stalls the event loop.
@@ -469,14 +678,15 @@ async def write_chunks(chunks: AsyncIterator[bytes], destination: Destination) -
                 raise InvalidInputError(
                     f"A download destination must be a path or a binary file object, got {type(destination).__name__}."
                 )
+            _check_binary(destination)
             return await _write_all(chunks, destination)
         target = Path(destination)
         partial = target.with_name(target.name + ".part")
-        handle = await asyncio.to_thread(open, partial, "wb")
+        handle = await asyncio.to_thread(_open_partial, partial, target)
         try:
             with handle:
                 written = await _write_all(chunks, handle)
-            await asyncio.to_thread(os.replace, partial, target)
+            await asyncio.to_thread(_replace, partial, target)
         except BaseException:
             await asyncio.to_thread(_remove_quietly, partial)
             raise
@@ -487,7 +697,38 @@ async def write_chunks(chunks: AsyncIterator[bytes], destination: Destination) -
             await close()
 
 
-async def _write_all(chunks: AsyncIterator[bytes], handle: IO[bytes]) -> int:
+def _check_binary(destination: Any) -> None:
+    """Refuse a text-mode file object up front (it would fail at the first chunk with a TypeError)."""
+    mode = getattr(destination, "mode", None)
+    if isinstance(destination, io.TextIOBase) or (isinstance(mode, str) and "b" not in mode):
+        raise InvalidInputError(
+            f"The download destination {getattr(destination, 'name', type(destination).__name__)!r} is a text-mode "
+            "file: open it in binary mode (open(path, 'wb')), or give its path."
+        )
+
+
+def _destination_error(target: Path, exc: OSError) -> InvalidInputError:
+    return InvalidInputError(
+        f"The download destination {str(target)!r} cannot be written ({_os_reason(exc)}): directory missing or not "
+        "writable."
+    )
+
+
+def _open_partial(partial: Path, target: Path) -> IO[bytes]:
+    try:
+        return open(partial, "wb")
+    except OSError as exc:
+        raise _destination_error(target, exc) from None
+
+
+def _replace(partial: Path, target: Path) -> None:
+    try:
+        os.replace(partial, target)
+    except OSError as exc:
+        raise _destination_error(target, exc) from None
+
+
+async def _write_all(chunks: AsyncIterator[bytes] | AsyncIterator[bytes | bytearray], handle: IO[bytes]) -> int:
     written = 0
     async for data in chunks:
         await asyncio.to_thread(handle.write, data)

@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="imports only count the rows of their file and load nothing (for large benchmarks)",
     )
     engine.add_argument(
+        "--store-compressed-chunks",
+        action="store_true",
+        help="keep gzip chunks as uploaded and inflate them only when read (import, download), not on upload, so a "
+        "benchmark's timed upload does not include the emulator's inflation; a corrupt chunk is found only then",
+    )
+    engine.add_argument(
         "--spool-dir",
         metavar="DIR",
         type=Path,
@@ -237,6 +243,7 @@ def configure_engine(args: argparse.Namespace, state: EmulatorState) -> Path | N
     options.dump_chunk_bytes = args.dump_chunk_bytes
     options.dump_ttl = args.dump_ttl
     options.count_only_imports = args.count_only_imports
+    options.store_compressed_chunks = args.store_compressed_chunks
     if args.spool_dir is None:
         return None
     try:

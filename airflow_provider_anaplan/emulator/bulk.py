@@ -7,6 +7,7 @@ behind the routes (file content, model data, tasks) lives in the tenant's task e
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -89,9 +90,19 @@ def _chunk_list(chunks: int) -> list[dict[str, Any]]:
     return [{"id": str(i), "name": f"Chunk {i}"} for i in range(chunks)]
 
 
+_MAX_CHUNK_ID_DIGITS = 18  # far beyond any chunk count; int() of 4300+ digits raises ValueError
+
+
 def _chunk_index(raw: str, limit: int | None = None) -> int:
-    if not raw.isdigit():
-        raise HTTPError(404, f"Chunk {raw} not found")
+    """A chunk id as an index: ASCII decimal digits only (``isdigit()`` alone also accepts '²'); 404 for anything
+    else, 400 on a PUT (``limit`` given) for an index beyond the file's chunk limit, however many digits it has."""
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    if not (raw.isascii() and raw.isdigit()):
+        raise HTTPError(404, f"Chunk {shown} not found")
+    if len(raw.lstrip("0")) > _MAX_CHUNK_ID_DIGITS:
+        if limit is not None:
+            raise HTTPError(400, f"Chunk {shown} is beyond the limit of {limit} chunks per file")
+        raise HTTPError(404, f"Chunk {shown} not found")
     index = int(raw)
     if limit is not None and index >= limit:
         raise HTTPError(400, f"Chunk {index} is beyond the limit of {limit} chunks per file")
@@ -156,8 +167,14 @@ class _Routes:
     async def put_chunk(self, request: Request) -> Response:
         model, file_wire = self._file(request)
         index = _chunk_index(request.path_params["chunk_id"], self.engine.options.max_chunks)
-        data = self._chunk_body(request, await request.body())
-        self.engine.store.put(model.id, file_wire["id"], index, data)
+        raw = await request.body()
+        limit = self.engine.options.max_chunk_bytes
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in _GZIP_TYPES and self.engine.options.store_compressed_chunks:
+            _check_gzip_lightly(raw, limit)
+            self.engine.store.put(model.id, file_wire["id"], index, raw, inflate=_stored_gzip_inflater(limit))
+        else:
+            self.engine.store.put(model.id, file_wire["id"], index, self._chunk_body(request, raw))
         self.state.count("files.chunk_put")
         return empty_response(204)
 
@@ -320,6 +337,22 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
     except zlib.error as exc:
         raise HTTPError(400, f"The chunk is not valid gzip: {exc}") from None
     return bytes(out)
+
+
+def _check_gzip_lightly(raw: bytes, limit: int) -> None:
+    """What can be checked of a gzip chunk without inflating it: the magic bytes, and the size its trailer records
+    (ISIZE, the uncompressed size modulo 2**32, of the last member); the rest is checked when it is inflated."""
+    if len(raw) < 18 or raw[:2] != b"\x1f\x8b":
+        raise HTTPError(400, "The chunk is not valid gzip: no gzip header")
+    if int.from_bytes(raw[-4:], "little") > limit:
+        raise HTTPError(413, f"A chunk may hold at most {limit} bytes uncompressed")
+
+
+def _stored_gzip_inflater(limit: int) -> Callable[[bytes], bytes]:
+    def inflate(raw: bytes) -> bytes:
+        return _gunzip(raw, limit)  # HTTPError 400/413 for a chunk that turns out corrupt or too large
+
+    return inflate
 
 
 def _new_file_id(model: Model) -> str:

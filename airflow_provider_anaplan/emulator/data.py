@@ -8,7 +8,7 @@ directory, so that a large upload never has to sit in one Python object.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,14 +101,25 @@ def model_data_from_seed(entry: dict[str, Any]) -> ModelData:
     return data
 
 
+@dataclass
+class Deferred:
+    """A chunk kept as it was uploaded (gzip), with the function that inflates it when it is first read."""
+
+    stored: bytes | Path
+    inflate: Callable[[bytes], bytes]
+
+
 class ChunkStore:
-    """File content per (model id, file id) as numbered chunks, in memory or as files under ``spool_dir``."""
+    """File content per (model id, file id) as numbered chunks, in memory or as files under ``spool_dir``.
+
+    A chunk put with ``inflate`` is kept compressed and inflated only when first read (then kept inflated).
+    """
 
     def __init__(self, spool_dir: str | Path | None = None) -> None:
         self.spool_dir = Path(spool_dir) if spool_dir is not None else None
         if self.spool_dir is not None:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self._files: dict[tuple[str, str], dict[int, bytes | Path]] = {}
+        self._files: dict[tuple[str, str], dict[int, bytes | Path | Deferred]] = {}
 
     def indexes(self, model_id: str, file_id: str) -> list[int]:
         return sorted(self._files.get((model_id, file_id), {}))
@@ -116,15 +127,31 @@ class ChunkStore:
     def has_content(self, model_id: str, file_id: str) -> bool:
         return bool(self._files.get((model_id, file_id)))
 
-    def put(self, model_id: str, file_id: str, index: int, data: bytes) -> None:
+    def put(
+        self, model_id: str, file_id: str, index: int, data: bytes, inflate: Callable[[bytes], bytes] | None = None
+    ) -> None:
+        """Keep a chunk; with ``inflate``, ``data`` is kept as given and inflated by it when first read."""
         chunks = self._files.setdefault((model_id, file_id), {})
         self._release(chunks.pop(index, None))
-        chunks[index] = self._keep(data)
+        kept = self._keep(data)
+        chunks[index] = Deferred(kept, inflate) if inflate is not None else kept
 
     def read(self, model_id: str, file_id: str, index: int) -> bytes | None:
-        stored = self._files.get((model_id, file_id), {}).get(index)
+        """A chunk's content (a deferred chunk is inflated now, and kept inflated; ``inflate`` may raise)."""
+        chunks = self._files.get((model_id, file_id), {})
+        stored = chunks.get(index)
         if stored is None:
             return None
+        if isinstance(stored, Deferred):
+            data = stored.inflate(self._load(stored.stored))
+            if chunks.get(index) is stored:
+                self._release(stored.stored)
+                chunks[index] = self._keep(data)
+            return data
+        return self._load(stored)
+
+    @staticmethod
+    def _load(stored: bytes | Path) -> bytes:
         return stored.read_bytes() if isinstance(stored, Path) else stored
 
     def iter_chunks(self, model_id: str, file_id: str) -> Iterator[bytes]:
@@ -135,8 +162,7 @@ class ChunkStore:
                 yield data
 
     def size(self, model_id: str, file_id: str) -> int:
-        chunks = self._files.get((model_id, file_id), {})
-        return sum(s.stat().st_size if isinstance(s, Path) else len(s) for s in chunks.values())
+        return sum(len(self.read(model_id, file_id, i) or b"") for i in self.indexes(model_id, file_id))
 
     def replace(self, model_id: str, file_id: str, chunks: list[bytes]) -> None:
         """Make ``chunks`` the whole content of the file (an export's output)."""
@@ -155,6 +181,8 @@ class ChunkStore:
         return path
 
     @staticmethod
-    def _release(stored: bytes | Path | None) -> None:
+    def _release(stored: bytes | Path | Deferred | None) -> None:
+        if isinstance(stored, Deferred):
+            stored = stored.stored
         if isinstance(stored, Path):
             stored.unlink(missing_ok=True)

@@ -46,6 +46,9 @@ class EngineOptions:
     max_chunk_bytes: int = 50 * MB  # an uploaded chunk may hold at most this many bytes, uncompressed
     max_chunks: int = 1000  # a file may have at most this many chunks
     count_only_imports: bool = False  # imports count rows without parsing or storing them (large benchmarks)
+    # gzip chunks are kept as they came and inflated when first read (an import, a download), not when uploaded, so a
+    # benchmark's upload does not pay for the emulator's inflation; a corrupt one is then found only when read
+    store_compressed_chunks: bool = False
     dump_ttl: float = 48 * 3600.0  # a dump is removed this long after it was last read
 
 

@@ -403,7 +403,21 @@ def bulk_seed(*, models: int = 0, objects: int = 0, base: dict[str, Any] | None 
     seed = json.loads(json.dumps(base)) if base is not None else default_seed()
     bulk_models: list[dict[str, Any]] = []
     for index in range(max(models, 1)):
-        bulk_models.append({"id": f"B0{index:030X}", "name": f"Bulk Model {index:05d}", "activeState": "UNLOCKED"})
+        bulk_models.append(
+            {
+                "id": f"B0{index:030X}",
+                "name": f"Bulk Model {index:05d}",
+                "activeState": "UNLOCKED",
+                "categoryValues": [],
+                "details": {  # what modelDetails=true adds, as for the bundled seed's models
+                    "lastSavedSerialNumber": 1_000_000 + index,
+                    "memoryUsage": 1_048_576,
+                    "isoCreationDate": "2025-01-20T14:00:00.000+0000",
+                    "lastModified": "2026-11-18T08:30:00.000+0000",
+                    "lastModifiedByUserGuid": "8a81b09d5f1e4c2a9b3e7d6f10a2c4e8",
+                },
+            }
+        )
     first = bulk_models[0]
     first["files"] = [{"id": f"113{i:09d}", "name": f"Bulk File {i:05d}.csv"} for i in range(objects)]
     first["imports"] = [
@@ -417,7 +431,14 @@ def bulk_seed(*, models: int = 0, objects: int = 0, base: dict[str, Any] | None 
         for i in range(objects)
     ]
     first["exports"] = [
-        {"id": f"116{i:09d}", "name": f"Bulk Export {i:05d}.csv", "exportType": "TABULAR_MULTI_COLUMN"}
+        {
+            "id": f"116{i:09d}",
+            "name": f"Bulk Export {i:05d}.csv",
+            "exportType": "TABULAR_MULTI_COLUMN",
+            "exportFormat": "text/csv",
+            "encoding": "UTF-8",
+            "layout": "TABULAR_MULTI_COLUMN",
+        }
         for i in range(objects)
     ]
     first["processes"] = [

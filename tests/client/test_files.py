@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -72,7 +73,8 @@ class Recorder(httpx.AsyncBaseTransport):
         self.requests: list[httpx.Request] = []
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
-        self.acked_chunk_bytes = 0
+        self.acked_chunk_bytes = 0  # uncompressed
+        self.acked_body_bytes = 0  # as sent (compressed or not)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -87,6 +89,7 @@ class Recorder(httpx.AsyncBaseTransport):
             self.in_flight[key] -= 1
         if request.method == "PUT" and "/chunks/" in request.url.path and response.status_code == 204:
             body = request.content
+            self.acked_body_bytes += len(body)
             if request.headers.get("content-type") == "application/x-gzip":
                 body = gzip.decompress(body)
             self.acked_chunk_bytes += len(body)
@@ -421,6 +424,7 @@ async def test_the_chunk_limit(client: AnaplanClient, engine: Engine, monkeypatc
 async def test_upload_memory_is_bounded_by_chunk_size_times_concurrency_plus_one(
     app: EmulatorApp, clock: FakeClock, basic_auth: BasicAuth, engine: Engine
 ) -> None:
+    # Uncompressed, every chunk counts whole until its PUT is acknowledged: the bound at its tightest.
     recorder = Recorder(httpx.ASGITransport(app=app), delay=0.002)  # slow uploads: the pipeline backs up
     settings = ClientSettings(base_url=BASE, transport=recorder, clock=clock, **FAST_RETRIES)
     chunk_size, concurrency, piece = 8000, 3, 1000
@@ -437,13 +441,87 @@ async def test_upload_memory_is_bounded_by_chunk_size_times_concurrency_plus_one
 
     async with AnaplanClient(basic_auth, settings=settings) as client:
         described = await client.upload_file(
-            MODEL, SALES_FILE, source(), chunk_size=chunk_size, concurrency=concurrency
+            MODEL, SALES_FILE, source(), chunk_size=chunk_size, concurrency=concurrency, compress=False
         )
     assert described.chunk_count == total_pieces * piece // chunk_size
     assert len(stored(engine, SALES_FILE)) == total_pieces * piece
     assert max(held) <= chunk_size * (concurrency + 1)
     assert max(held) > chunk_size * concurrency  # the bound is reached: the pipeline really overlaps
     assert recorder.max_in_flight["PUT chunk"] == concurrency
+
+
+@pytest.mark.asyncio
+async def test_compressed_upload_runs_gzip_ahead_of_the_sends_within_the_same_memory_bound(
+    app: EmulatorApp, clock: FakeClock, basic_auth: BasicAuth, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Held = chunks read but not yet compressed (whole) + compressed bodies not yet acknowledged (their size); the
+    # bound is chunk_size * (concurrency + 1), plus the output of the compressions under way (a fraction of a chunk).
+    recorder = Recorder(httpx.ASGITransport(app=app), delay=0.002)
+    settings = ClientSettings(base_url=BASE, transport=recorder, clock=clock, **FAST_RETRIES)
+    chunk_size, concurrency = 8000, 3
+    data = csv_bytes(40_000)  # ~1 MB, gzip shrinks it about 4x
+    lock = threading.Lock()
+    compressed = {"raw": 0, "out": 0}
+    threads: set[str] = set()
+    real = files_module.compress_chunk
+
+    def spy(chunk: Any, level: int) -> bytes:
+        out = real(chunk, level)
+        with lock:
+            compressed["raw"] += len(chunk)
+            compressed["out"] += len(out)
+            threads.add(threading.current_thread().name)
+        return out
+
+    monkeypatch.setattr(files_module, "compress_chunk", spy)
+    held: list[int] = []
+    raw_ahead: list[int] = []
+    produced = 0
+
+    async def source() -> AsyncIterator[bytes]:
+        nonlocal produced
+        for start in range(0, len(data), 1000):
+            piece = data[start : start + 1000]
+            produced += len(piece)
+            with lock:
+                held.append(produced - compressed["raw"] + compressed["out"] - recorder.acked_body_bytes)
+            raw_ahead.append(produced - recorder.acked_chunk_bytes)
+            yield piece
+
+    async with AnaplanClient(basic_auth, settings=settings) as client:
+        await client.upload_file(MODEL, SALES_FILE, source(), chunk_size=chunk_size, concurrency=concurrency)
+    assert stored(engine, SALES_FILE) == data
+    compressors = min(concurrency, os.cpu_count() or 1)
+    assert max(held) <= chunk_size * (concurrency + 1) + compressors * chunk_size // 2  # + outputs under way
+    # Compressed bodies are small, so gzip runs ahead: more of the source is read ahead of the sends than the
+    # uncompressed bound would allow, while what is held stays within it.
+    assert max(raw_ahead) > chunk_size * (concurrency + 1)
+    assert recorder.max_in_flight["PUT chunk"] == concurrency
+    assert threads and all(name.startswith("anaplan-gzip") for name in threads)
+    assert len(threads) <= min(concurrency, os.cpu_count() or 1)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("compress", [True, False])
+async def test_a_file_is_read_into_a_few_buffers_reused_from_chunk_to_chunk(
+    client: AnaplanClient, engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, compress: bool
+) -> None:
+    buffers: set[int] = set()
+    real = files_module._read_into
+
+    def spy(handle: Any, buffer: bytearray | None, size: int) -> tuple[bytearray, int]:
+        filled, count = real(handle, buffer, size)
+        buffers.add(id(filled))
+        return filled, count
+
+    monkeypatch.setattr(files_module, "_read_into", spy)
+    data = csv_bytes(3000)  # about 80 chunks of 1000 bytes, the last one short
+    source = tmp_path / "sales.csv"
+    source.write_bytes(data)
+    described = await client.upload_file(MODEL, SALES_FILE, source, chunk_size=1000, concurrency=2, compress=compress)
+    assert stored(engine, SALES_FILE) == data
+    assert described.chunk_count == -(-len(data) // 1000)
+    assert 1 <= len(buffers) <= 2  # one per read slot: min(compressors + 1, concurrency), or 1 without compression
 
 
 @pytest.mark.asyncio

@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -55,7 +56,7 @@ from airflow_provider_anaplan.emulator import DEFAULT_USER_EMAIL, DEFAULT_USER_P
 from airflow_provider_anaplan.emulator._asgi import Request, Response, json_response
 from airflow_provider_anaplan.emulator.auth import require_user
 
-from .conftest import BASE, FakeClock, RecordingSleep, make_settings
+from .conftest import BASE, FAST_RETRIES, FakeClock, RecordingSleep, make_settings
 
 PROBE = "/2/0/__probe"
 ACTION_PATH = "__probe/imports/112000000001/tasks"  # ends in /tasks: an ACTION
@@ -740,3 +741,183 @@ async def test_an_untrusted_certificate_fails_at_once_naming_host_and_reason(
         trusted = ClientSettings(base_url=url, clock=clock, timeout=5.0, verify=cert)
         async with Transport(trusted, basic_auth) as t:
             assert (await t.get_json("users/me"))["user"]["email"] == DEFAULT_USER_EMAIL
+
+
+# ------------------------------------------------------------------------------------------------ memory, TLS, paging
+def mock_settings(handler: Callable[[httpx.Request], Any], **overrides: Any) -> ClientSettings:
+    return ClientSettings(base_url=BASE, transport=httpx.MockTransport(handler), **{**FAST_RETRIES, **overrides})
+
+
+@pytest.mark.asyncio
+async def test_finished_responses_and_their_bodies_are_freed_without_the_cycle_collector() -> None:
+    # httpx 0.28 leaves a reference cycle in every response (response.stream -> BoundAsyncStream -> response); with it,
+    # every uploaded chunk (the request body) and downloaded chunk (the content) lived until the collector ran.
+    seen: list[tuple[weakref.ref[httpx.Request], weakref.ref[httpx.Response]]] = []
+    body = bytes(range(256)) * 4096  # 1 MiB
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        response = httpx.Response(200, content=body if request.method == "GET" else b"")
+        seen.append((weakref.ref(request), weakref.ref(response)))
+        return response
+
+    async with Transport(mock_settings(handler), StaticTokenAuth("a-static-token")) as t:
+        gc.collect()
+        gc.disable()
+        try:
+            answer = await t.request("PUT", "models/M/files/113000000001/chunks/0", content=b"x" * (1 << 20))
+            request_ref, response_ref = seen[-1]
+            assert response_ref() is answer
+            del answer
+            assert response_ref() is None and request_ref() is None, "the PUT's response or request outlived its use"
+
+            chunk = await t.request_bytes("GET", "models/M/files/113000000001/chunks/0")
+            assert chunk == body and isinstance(chunk, bytearray)
+            assert all(ref() is None for pair in seen for ref in pair), "a chunk download's response is still alive"
+
+            answer = await t.request("GET", "models/M/files/113000000001/chunks/0")
+            assert answer.content == body  # the content stays readable after the stream is released
+            assert answer.read() == body
+            del answer
+            assert all(ref() is None for pair in seen for ref in pair)
+        finally:
+            gc.enable()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("encoded", [False, True])
+async def test_request_bytes_reads_the_body_into_one_buffer(encoded: bool) -> None:
+    import gzip
+
+    body = b"Region,Units\n" + b"North,1\n" * 50_000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if encoded:
+            return httpx.Response(200, content=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+        return httpx.Response(200, content=body)
+
+    async with Transport(mock_settings(handler), StaticTokenAuth("a-static-token")) as t:
+        assert await t.request_bytes("GET", "models/M/files/F/chunks/0") == body
+
+
+@pytest.mark.asyncio
+async def test_request_bytes_retries_a_body_cut_short_and_maps_errors() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if request.url.path.endswith("/missing"):
+            return httpx.Response(404, json={"status": {"code": 404, "message": "Chunk not found"}})
+        if len(calls) == 1:  # announces 100 bytes, sends 10
+            return httpx.Response(200, content=b"0123456789", headers={"Content-Length": "100"})
+        return httpx.Response(200, content=b"9" * 100)
+
+    async with Transport(mock_settings(handler, sleep=RecordingSleep()), StaticTokenAuth("a-static-token")) as t:
+        assert await t.request_bytes("GET", "models/M/files/F/chunks/0") == b"9" * 100
+        assert len(calls) == 2
+        with pytest.raises(NotFoundError, match="Chunk not found"):
+            await t.request_bytes("GET", "models/M/files/F/chunks/missing")
+
+
+def test_one_ssl_context_per_process_is_shared_by_the_clients_of_every_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_anaplan.client import settings as settings_module
+
+    made: list[Any] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setattr(settings_module, "_SHARED_CONTEXTS", {})
+    transport = Transport(ClientSettings(base_url="https://anaplan.example"), StaticTokenAuth("a-static-token"))
+
+    async def open_client() -> ssl.SSLContext:
+        client = transport._client()
+        context = client._transport._pool._ssl_context  # type: ignore[attr-defined]
+        await transport.aclose()
+        return context
+
+    contexts = [asyncio.run(open_client()) for _ in range(3)]
+    contexts.append(asyncio.run(open_client()))
+    assert all(c is contexts[0] for c in contexts)
+    assert made == [{"cafile": certifi.where()}], made  # the CA bundle is loaded once, not once per client
+    assert contexts[0].verify_mode == ssl.CERT_REQUIRED and contexts[0].check_hostname
+    unverified = settings_module.shared_ssl_context(False)
+    assert unverified.verify_mode == ssl.CERT_NONE and not unverified.check_hostname
+    assert settings_module.shared_ssl_context(False) is unverified
+
+
+class PagedList:
+    """A listing of ``total`` items served ``page`` at a time after ``delay`` s, counting requests in flight."""
+
+    def __init__(self, total: int, page: int, delay: float = 0.01) -> None:
+        self.total, self.page, self.delay = total, page, delay
+        self.offsets: list[int] = []
+        self.in_flight = self.max_in_flight = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        offset = int(request.url.params["offset"])
+        self.offsets.append(offset)
+        size = self.page_size(offset)
+        items = [{"id": i} for i in range(offset, min(offset + size, self.total))]
+        paging = {"currentPageSize": len(items), "offset": offset, "totalSize": self.total}
+        return httpx.Response(200, json={"meta": {"paging": paging}, **({"items": items} if items else {})})
+
+    def page_size(self, offset: int) -> int:
+        return self.page
+
+
+@pytest.mark.asyncio
+async def test_paginate_fetches_the_next_pages_a_few_at_a_time_and_yields_in_order() -> None:
+    listing = PagedList(total=10_050, page=1000, delay=0.05)
+    async with Transport(mock_settings(listing), StaticTokenAuth("a-static-token")) as t:
+        started = time.monotonic()
+        items = [item["id"] async for item in t.paginate("things", "items")]
+        elapsed = time.monotonic() - started
+    assert items == list(range(10_050))
+    assert sorted(listing.offsets) == list(range(0, 10_050, 1000))  # each page once, none past totalSize
+    assert listing.max_in_flight == 4
+    assert elapsed < 8 * listing.delay, elapsed  # 1 + ceil(10 / 4) rounds, not 11 requests one after another
+
+
+@pytest.mark.asyncio
+async def test_paginate_follows_a_server_that_changes_its_page_size_or_total() -> None:
+    class Shrinking(PagedList):
+        def page_size(self, offset: int) -> int:
+            return 100 if offset >= 300 else self.page  # pages fetched ahead at the old stride are refetched
+
+    listing = Shrinking(total=1000, page=300)
+    async with Transport(mock_settings(listing), StaticTokenAuth("a-static-token")) as t:
+        assert [item["id"] async for item in t.paginate("things", "items")] == list(range(1000))
+
+    class Growing(PagedList):
+        async def __call__(self, request: httpx.Request) -> httpx.Response:
+            response = await super().__call__(request)
+            self.total = 1500  # items added after the first page was read
+            return response
+
+    listing = Growing(total=1000, page=100)
+    async with Transport(mock_settings(listing), StaticTokenAuth("a-static-token")) as t:
+        assert [item["id"] async for item in t.paginate("things", "items")] == list(range(1500))
+
+
+@pytest.mark.asyncio
+async def test_stopping_a_listing_early_cancels_the_pages_fetched_ahead() -> None:
+    listing = PagedList(total=10_000, page=100)
+    async with Transport(mock_settings(listing), StaticTokenAuth("a-static-token")) as t:
+        pages = t.paginate("things", "items")
+        async for item in pages:
+            if item["id"] == 150:
+                break
+        await pages.aclose()  # type: ignore[attr-defined]
+        assert listing.in_flight == 0
+        assert len(listing.offsets) <= 5

@@ -13,6 +13,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 
 from airflow_provider_anaplan.emulator import EmulatorApp, bulk, create_app
+from airflow_provider_anaplan.emulator.data import Deferred
 from airflow_provider_anaplan.emulator.engine import engine_for
 
 from .conftest import FakeClock
@@ -272,3 +273,67 @@ async def test_spooled_content_round_trips(authed: httpx.AsyncClient, app: Emula
     assert (await authed.get(f"{WS_MODEL}/files/{SALES_FILE}")).content == b"a\nb\n"
     await authed.delete(f"{WS_MODEL}/files/{SALES_FILE}")
     assert _spooled(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------------- chunk ids
+@pytest.mark.asyncio
+@pytest.mark.parametrize("chunk_id", ["\u00b2", "\u0663", "%C2%B2", "9" * 5000, "1" * 19])
+async def test_a_chunk_id_that_is_not_a_small_ascii_number_is_a_4xx(authed: httpx.AsyncClient, chunk_id: str) -> None:
+    await upload(authed, WS_MODEL, SALES_FILE, [b"a\n"])
+    assert (await authed.get(f"{WS_MODEL}/files/{SALES_FILE}/chunks/{chunk_id}")).status_code == 404
+    put = await authed.put(f"{WS_MODEL}/files/{SALES_FILE}/chunks/{chunk_id}", content=b"x")
+    assert put.status_code == (404 if not chunk_id.isascii() or not chunk_id.isdigit() else 400), put.text
+    assert (await authed.get(f"{WS_MODEL}/files/{SALES_FILE}/chunks/{'0' * 40}")).status_code == 200  # chunk 0
+
+
+# ---------------------------------------------------------------------------------------------------- stored gzip
+@pytest.mark.asyncio
+async def test_compressed_chunks_can_be_kept_as_uploaded_and_inflated_when_first_read(
+    authed: httpx.AsyncClient, app: EmulatorApp
+) -> None:
+    engine = engine_for(app.state)
+    engine.options.store_compressed_chunks = True
+    chunks = [b"Region,Product,Month,Units,Revenue\n", b"North,Laptop,Mar 26,1,2\n" * 100]
+    await upload(authed, WS_MODEL, SALES_FILE, chunks, gzipped=True)
+    kept = engine.store._files[(MODEL, SALES_FILE)]
+    assert all(isinstance(c, Deferred) for c in kept.values())  # not inflated on upload
+    assert (await authed.get(f"{WS_MODEL}/files/{SALES_FILE}/chunks/1")).content == chunks[1]
+    assert kept[1] == chunks[1] and isinstance(kept[0], Deferred)  # inflated once, when read, and kept so
+    assert b"".join(engine.store.iter_chunks(MODEL, SALES_FILE)) == b"".join(chunks)
+    assert engine.store.size(MODEL, SALES_FILE) == sum(map(len, chunks))
+    raw = await authed.put(f"{WS_MODEL}/files/{SALES_FILE}/chunks/2", content=b"plain\n")  # uncompressed: as before
+    assert raw.status_code == 204 and kept[2] == b"plain\n"
+
+
+@pytest.mark.asyncio
+async def test_stored_compressed_chunks_are_checked_lightly_on_upload_and_fully_when_read(
+    authed: httpx.AsyncClient, app: EmulatorApp, tmp_path: Path
+) -> None:
+    engine = engine_for(app.state)
+    engine.options.store_compressed_chunks = True
+    engine.options.max_chunk_bytes = 1000
+    engine.use_spool_dir(str(tmp_path))
+    headers = {"Content-Type": "application/x-gzip"}
+    path = f"{WS_MODEL}/files/{SALES_FILE}/chunks"
+    assert (await authed.put(f"{path}/0", content=b"not gzip at all!!!", headers=headers)).status_code == 400
+    too_big = gzip.compress(b"0" * 1001)
+    assert (await authed.put(f"{path}/0", content=too_big, headers=headers)).status_code == 413
+    corrupt = bytearray(gzip.compress(b"abc" * 100))
+    corrupt[12:16] = b"\xff\xff\xff\xff"
+    assert (await authed.put(f"{path}/0", content=bytes(corrupt), headers=headers)).status_code == 204
+    assert (await authed.get(f"{path}/0")).status_code == 400  # found when it is inflated
+    assert (await authed.put(f"{path}/1", content=gzip.compress(b"ok\n"), headers=headers)).status_code == 204
+    assert len(_spooled(tmp_path)) == 2  # kept compressed in the spool
+    assert (await authed.get(f"{path}/1")).content == b"ok\n"
+    await authed.delete(f"{WS_MODEL}/files/{SALES_FILE}")
+    assert _spooled(tmp_path) == []
+
+
+def test_cli_store_compressed_chunks_option() -> None:
+    from airflow_provider_anaplan.emulator.__main__ import build_parser, build_state, configure_engine
+
+    for argv, expected in (([], False), (["--store-compressed-chunks"], True)):
+        args = build_parser().parse_args(argv)
+        state = build_state(args)
+        configure_engine(args, state)
+        assert engine_for(state).options.store_compressed_chunks is expected

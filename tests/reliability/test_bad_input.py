@@ -283,6 +283,18 @@ CASES: list[Case] = [
         ("private_key_password is wrong",),
     ),
     Case(
+        "encrypted key, mangled label",
+        H,
+        "PEM contents",
+        cert_hook(
+            certificate=lambda k, _: k.cert_pem,
+            private_key=lambda k, _: k.encrypted_key_pem.replace("BEGIN ENCRYPTED PRIVATE", "BEGIN ENCRYPTED PRIVTE"),
+            private_key_password=lambda k, _: k.key_password,
+        ),
+        Conf,
+        ("private_key", "malformed"),
+    ),
+    Case(
         "encrypted key, no password",
         H,
         "PEM contents",
@@ -796,31 +808,9 @@ def raised_by(call: Call, ctx: Ctx) -> BaseException | None:
     return None
 
 
-KNOWN_BUGS: dict[str, str] = {
-    "source path missing": (
-        "client/files.py:240 upload_file os.stat()s a pathlib.Path source without catching OSError: a missing or "
-        "unreadable source surfaces as a raw FileNotFoundError instead of an InvalidInputError naming the path"
-    ),
-    "destination directory missing": (
-        "client/files.py:475 write_chunks opens '<destination>.part' without catching OSError: a destination in a "
-        "missing or read-only directory surfaces as a raw FileNotFoundError/PermissionError"
-    ),
-    "destination a text file": (
-        "client/files.py:467-472, 493 write_chunks accepts any object with write(); a text-mode file fails at the "
-        "first "
-        "chunk with a raw TypeError ('write() argument must be str, not bytes') instead of an InvalidInputError"
-    ),
-}
-
-
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(c, id=f"{c.layer}-{c.id}", marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[c.id])])
-        if c.id in KNOWN_BUGS
-        else pytest.param(c, id=f"{c.layer}-{c.id}")
-        for c in CASES
-    ],
+    [pytest.param(c, id=f"{c.layer}-{c.id}") for c in CASES],
 )
 def test_bad_input_is_answered_with_our_error_naming_the_field_and_the_fix(case: Case, ctx: Ctx) -> None:
     error = raised_by(case.call, ctx)
