@@ -278,8 +278,9 @@ async def _send_into_buffer(
 class Transport:
     """Authenticated requests to Anaplan with retries, backoff and error mapping; usable from any event loop.
 
-    Loop-bound state (the ``httpx.AsyncClient``) is created per event loop, so one Transport can serve several
-    ``asyncio.run`` calls in a row; ``aclose()`` closes the current loop's client.
+    Loop-bound state (the ``httpx.AsyncClient`` and the ``asyncio.Semaphore`` that caps requests in flight at
+    ``settings.max_in_flight``) is created per event loop, so one Transport can serve several ``asyncio.run`` calls
+    in a row; ``aclose()`` closes the current loop's client.
     """
 
     def __init__(
@@ -301,6 +302,11 @@ class Transport:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        # Per loop, created with its client: requests past max_in_flight wait here (O(1) wake-ups) rather than in
+        # httpcore's pool queue, which rescans every waiting request on each send and release.
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
         self._mutex = threading.Lock()
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -309,6 +315,10 @@ class Transport:
 
     # ----------------------------------------------------------------- per-loop httpx client
     def _client(self) -> httpx.AsyncClient:
+        return self._client_and_gate()[0]
+
+    def _client_and_gate(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """This event loop's httpx client and the semaphore that caps its requests in flight."""
         loop = asyncio.get_running_loop()
         with self._mutex:
             # Clients of loops that ended (asyncio.run without aclose) would otherwise live as long as the transport:
@@ -316,7 +326,9 @@ class Transport:
             dead = [(other, c) for other, c in list(self._clients.items()) if other is not loop and other.is_closed()]
             for other, _ in dead:
                 self._clients.pop(other, None)
+                self._gates.pop(other, None)
             client = self._clients.get(loop)
+            gate = self._gates.get(loop)
             if client is None or client.is_closed:
                 try:
                     options = self.settings.httpx_options()
@@ -331,9 +343,12 @@ class Transport:
                         f"{type(exc).__name__}"
                     ) from None
                 self._clients[loop] = client
+                gate = None
+            if gate is None:
+                gate = self._gates[loop] = asyncio.Semaphore(self.settings.max_in_flight)
         for _, old in dead:
             self._discard(old, loop)
-        return client
+        return client, gate
 
     def _discard(self, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
         """Best effort: close a client whose event loop has ended. Its own connections are closed from this loop
@@ -567,7 +582,7 @@ class Transport:
         self._check_origin(parsed, path_or_url, auth)
         host = parsed.host + (f":{parsed.port}" if parsed.port else "")
         retry = retry or classify(method, path)
-        client = self._client()
+        client, gate = self._client_and_gate()
         started = time.monotonic()
         slept = 0.0
         attempt = 0
@@ -602,11 +617,12 @@ class Transport:
                 raise InvalidInputError(f"Not a valid URL or path: {path_or_url!r}") from None
             buffer: bytearray | None = None
             try:
-                if into:
-                    response, buffer = await _send_into_buffer(client, request)
-                else:
-                    response = await client.send(request)
-                    _release(response)
+                async with gate:  # only the send and the read: never a backoff sleep or a token request
+                    if into:
+                        response, buffer = await _send_into_buffer(client, request)
+                    else:
+                        response = await client.send(request)
+                        _release(response)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as exc:
                 failure, cause = _Failure.CONNECT, _cause(exc)
                 if _certificate_failure(exc) is not None:  # a certificate that cannot be verified will not heal

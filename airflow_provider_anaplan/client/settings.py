@@ -24,6 +24,10 @@ DEFAULT_API_URL = "https://api.anaplan.com"
 DEFAULT_OAUTH_URL = "https://us1a.app.anaplan.com"
 API_PREFIX = "/2/0"
 
+#: Connections the pool of each per-loop httpx client may open at most (httpx's own default, now set explicitly).
+MAX_CONNECTIONS = 100
+#: Idle connections each pool keeps open at least (httpx's default); raised to ``max_in_flight`` when that is larger.
+MAX_KEEPALIVE_CONNECTIONS = 20
 # Anaplan's reads can block while a dormant model loads, so the read timeout is generous.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=30.0, read=300.0, write=300.0, pool=60.0)
 
@@ -176,6 +180,13 @@ class ClientSettings:
     ``jitter`` (a fraction, 0..1) of that, or what ``Retry-After`` asks for; at most ``max_attempts`` tries and
     ``max_retry_time`` seconds in all. Tokens are refreshed ``refresh_margin`` seconds before they expire.
 
+    ``max_in_flight`` (1 to ``MAX_CONNECTIONS`` = 100, the pool's ``max_connections``; default 50) caps the HTTP
+    requests one client sends at once on one event loop. Further requests wait on an ``asyncio.Semaphore`` (one per
+    event loop, held only while a request is sent and its answer read, not during retry backoff or token acquisition)
+    rather than in httpcore's connection-pool queue, which rescans every queued request on each send and release:
+    with 1000 triggers sharing one client in a triggerer that scan stalled the loop for seconds. The pool keeps up to
+    ``max(20, max_in_flight)`` idle connections, so the capped requests reuse their connections.
+
     ``transport``, ``clock`` and ``sleep`` are for tests and the emulator: a custom httpx transport (e.g.
     ``httpx.ASGITransport(app=emulator)``; it is shared by the per-loop clients, which close it when they close, a
     no-op for the ASGI transport), the wall clock (epoch seconds) used for token expiry and certificate
@@ -195,6 +206,7 @@ class ClientSettings:
     backoff_cap: float = 60.0
     jitter: float = 0.5
     refresh_margin: float = 300.0
+    max_in_flight: int = 50
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False, compare=False)
@@ -215,6 +227,15 @@ class ClientSettings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigurationError(f"{name} must be a number >= 0, got {value!r}")
+        if (
+            not isinstance(self.max_in_flight, int)
+            or isinstance(self.max_in_flight, bool)
+            or not 1 <= self.max_in_flight <= MAX_CONNECTIONS
+        ):
+            raise ConfigurationError(
+                f"max_in_flight must be an integer from 1 to {MAX_CONNECTIONS} (the connection pool's size), "
+                f"got {self.max_in_flight!r}"
+            )
         if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
             raise ConfigurationError(f"jitter must be a fraction between 0 and 1, got {self.jitter!r}")
         if self.proxy is not None:
@@ -252,9 +273,18 @@ class ClientSettings:
             "proxy": self.proxy,
             "verify": getattr(self, "_verify", self.verify),
             "timeout": self.timeout,
+            "limits": self.limits,
         }
         options.update(overrides)
         return options
+
+    @property
+    def limits(self) -> httpx.Limits:
+        """The connection-pool limits of each per-loop client: ``MAX_CONNECTIONS`` (>= ``max_in_flight``) in all."""
+        return httpx.Limits(
+            max_connections=MAX_CONNECTIONS,
+            max_keepalive_connections=max(MAX_KEEPALIVE_CONNECTIONS, self.max_in_flight),
+        )
 
     @property
     def api_base(self) -> str:
@@ -270,6 +300,7 @@ __all__ = [
     "DEFAULT_AUTH_URL",
     "DEFAULT_OAUTH_URL",
     "DEFAULT_TIMEOUT",
+    "MAX_CONNECTIONS",
     "ClientSettings",
     "shared_ssl_context",
 ]

@@ -25,6 +25,7 @@ it resumes (see :mod:`airflow_provider_anaplan.operators._base`).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
@@ -50,6 +51,9 @@ SYNC_EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "e
 MAX_POLL_ERRORS = 3
 #: Seconds ``on_kill`` spends on cancelling at most (Airflow bounds it by ``[triggerer] on_kill_timeout`` = 30 too).
 CANCEL_TIMEOUT = 20.0
+#: Seconds the first poll is spread over at most (a random delay in [0, min(poll_interval, this))), so that many
+#: triggers created together (a triggerer picking up 1000 deferred tasks) do not all poll in the same instant.
+FIRST_POLL_SPREAD = 5.0
 
 
 @dataclass
@@ -189,6 +193,10 @@ class _PollingTrigger(BaseTrigger):
         errors = 0
         try:
             hook = self._hook_for_run()
+            spread = random.random() * min(self.poll_interval, FIRST_POLL_SPREAD)  # noqa: S311 - jitter, not crypto
+            if self.end_time is not None:
+                spread = min(spread, max(0.0, self.end_time - time.time()))
+            await asyncio.sleep(spread)
             while True:
                 try:
                     payload = await self._poll_once(hook, timing)

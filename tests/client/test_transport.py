@@ -151,6 +151,9 @@ def test_settings_base_url_sets_every_host_not_given() -> None:
         ({"max_attempts": 0}, "max_attempts"),
         ({"jitter": 1.5}, "jitter"),
         ({"backoff_base": -1}, "backoff_base"),
+        ({"max_in_flight": 0}, "max_in_flight"),
+        ({"max_in_flight": 101}, "max_in_flight"),
+        ({"max_in_flight": True}, "max_in_flight"),
     ],
 )
 def test_settings_reject_bad_values(options: dict[str, Any], match: str) -> None:
@@ -277,6 +280,57 @@ def shown_chain(error: BaseException) -> list[BaseException]:
         if current is not None:
             chain.append(current)
     return chain
+
+
+# --------------------------------------------------------------------------------------------- requests in flight
+class InFlight:
+    """An ASGI wrapper that counts the HTTP requests the wrapped app is handling at once, and the most seen."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.now = 0
+        self.most = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.now -= 1
+
+
+@pytest.mark.asyncio
+async def test_requests_in_flight_are_capped_at_max_in_flight(app: EmulatorApp, probe: Probe) -> None:
+    counter = InFlight(app)
+    settings = ClientSettings(
+        base_url=BASE, transport=httpx.ASGITransport(app=counter), max_in_flight=3, **FAST_RETRIES
+    )
+    app.faults.add_rule("delay", method="GET", path="__probe/thing", count=20, seconds=0.05)
+    async with Transport(settings, BasicAuth(DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD)) as transport:
+        results = await asyncio.gather(*(transport.get_json("__probe/thing") for _ in range(20)))
+    assert results == [{"thing": {"ok": True}}] * 20
+    assert probe.calls["thing"] == 20
+    assert app.state.counters.get("faults.latency") == 20  # each request was held at the emulator: they overlap
+    assert counter.most == 3  # never more than max_in_flight at once (the token request went first, on its own)
+    assert counter.now == 0
+
+    # The control: with a higher cap the same requests do overlap further, so the cap above is what held them.
+    counter.most = 0
+    app.faults.add_rule("delay", method="GET", path="__probe/thing", count=20, seconds=0.05)
+    wider = dataclasses.replace(settings, max_in_flight=20)
+    async with Transport(wider, BasicAuth(DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD)) as transport:
+        await asyncio.gather(*(transport.get_json("__probe/thing") for _ in range(20)))
+    assert counter.most > 3
+
+
+def test_pool_is_at_least_max_in_flight() -> None:
+    limits = ClientSettings(max_in_flight=100).httpx_options()["limits"]
+    assert limits.max_connections >= 100 and limits.max_keepalive_connections == 100
+    assert ClientSettings().max_in_flight == 50
 
 
 # --------------------------------------------------------------------------------------------------- paging
