@@ -19,7 +19,7 @@ from airflow_provider_anaplan.client._transport import Transport
 from airflow_provider_anaplan.client.auth import BasicAuth, token_cache
 from airflow_provider_anaplan.client.settings import ClientSettings
 from airflow_provider_anaplan.emulator import DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD, EmulatorApp, create_app
-from tests.emulator.conftest import FakeClock, LiveServer
+from tests.emulator.conftest import FakeClock, LiveServer, live_server, live_server_factory  # noqa: F401 - fixtures
 
 BASE = "http://emulator.test"
 FAST_RETRIES: dict[str, Any] = {"backoff_base": 0.001, "backoff_cap": 0.005, "max_retry_time": 60.0}
@@ -92,29 +92,7 @@ async def transport(settings: ClientSettings, basic_auth: BasicAuth) -> AsyncIte
 
 
 @pytest.fixture
-def live_server_factory() -> Iterator[Callable[[EmulatorApp], LiveServer]]:
-    """Start any emulator app on a real loopback socket; every server started is stopped after the test."""
-    started: list[LiveServer] = []
-
-    def start(app: EmulatorApp) -> LiveServer:
-        server = LiveServer(app)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def live_server(app: EmulatorApp, live_server_factory: Callable[[EmulatorApp], LiveServer]) -> LiveServer:
-    """The default emulator on a real loopback socket (uvicorn on 127.0.0.1)."""
-    return live_server_factory(app)
-
-
-@pytest.fixture
-def live_settings(live_server: LiveServer, clock: FakeClock, sleeps: RecordingSleep) -> ClientSettings:
+def live_settings(live_server: LiveServer, clock: FakeClock, sleeps: RecordingSleep) -> ClientSettings:  # noqa: F811
     """Client settings pointed at the emulator over real HTTP (retry waits recorded in ``sleeps``, not slept)."""
     return ClientSettings(base_url=live_server.url, clock=clock, timeout=5.0, sleep=sleeps, **FAST_RETRIES)
 
