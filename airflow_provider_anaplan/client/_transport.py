@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -241,8 +241,24 @@ def _release(response: httpx.Response) -> None:
     response.stream = _DRAINED
 
 
+BufferFactory = Callable[[int], bytearray]
+"""Gives the bytearray a body of the given length is read into: empty (a new one, filled by appending) or of exactly
+that length (one reused from an earlier body, overwritten in place)."""
+
+
+def new_buffer(size: int) -> bytearray:
+    """A new, empty buffer: it grows as the body arrives, so no page is zero-filled first.
+
+    ``bytearray(size)`` would zero every page of a chunk on the event loop in one go (the GIL held throughout, so a
+    worker thread would not help); under memory pressure (the page cache full of the file being written) each new
+    page can wait for the kernel to reclaim one, and a 25 MiB allocation stalled the loop for up to 370 ms. Appending
+    spreads that cost over the parts as they arrive (glibc grows a large block with ``mremap``, without copying).
+    """
+    return bytearray()
+
+
 async def _send_into_buffer(
-    client: httpx.AsyncClient, request: httpx.Request
+    client: httpx.AsyncClient, request: httpx.Request, make_buffer: BufferFactory
 ) -> tuple[httpx.Response, bytearray | None]:
     """Send and read a successful response's body into one bytearray (an error's body is read as usual)."""
     response = await client.send(request, stream=True)
@@ -258,15 +274,14 @@ async def _send_into_buffer(
                 buffer += part
             return response, buffer
         expected = int(length)
-        buffer = bytearray(expected)
+        buffer = make_buffer(expected)
         filled = 0
-        with memoryview(buffer) as view:
-            async for part in response.aiter_bytes():  # identity: the parts as received, not copied
-                end = filled + len(part)
-                if end > expected:
-                    raise httpx.RemoteProtocolError("the response body is longer than its Content-Length")
-                view[filled:end] = part
-                filled = end
+        async for part in response.aiter_bytes():  # identity: the parts as received, not copied
+            end = filled + len(part)
+            if end > expected:
+                raise httpx.RemoteProtocolError("the response body is longer than its Content-Length")
+            buffer[filled:end] = part  # overwrites a reused buffer in place, appends to a new one
+            filled = end
         if filled != expected:
             raise httpx.RemoteProtocolError(f"the response body ended after {filled} of {expected} bytes")
         return response, buffer
@@ -350,6 +365,16 @@ class Transport:
             self._discard(old, loop)
         return client, gate
 
+    async def _prepare_ssl_context(self) -> None:
+        """Build the process-wide SSLContext this loop's first client will use in a worker thread, not on the loop.
+
+        Loading the CA bundle takes 25 ms on a quiet machine and 100 ms or more on a busy one; OpenSSL reads it with
+        the GIL released, so the loop (a triggerer's, serving every other trigger) keeps running meanwhile.
+        """
+        options = self.settings.httpx_options()
+        if options["transport"] is None and isinstance(options["verify"], bool):
+            await asyncio.to_thread(shared_ssl_context, options["verify"])
+
     def _discard(self, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
         """Best effort: close a client whose event loop has ended. Its own connections are closed from this loop
         where they can be; a transport given in the settings is shared with the live clients, so it is left open."""
@@ -430,12 +455,14 @@ class Transport:
         *,
         headers: dict[str, str] | None = None,
         retry: RetryClass | None = None,
+        buffers: BufferFactory = new_buffer,
     ) -> bytearray:
         """Like :meth:`request`, but return the body alone, read straight into one buffer (a file chunk's bytes).
 
         The body is streamed into a ``bytearray`` sized from ``Content-Length`` (when the body is not content-encoded),
         so a large body is held once, not as many small parts and then joined into a second copy as
-        ``Response.read`` does. A body cut short is retried as a lost response (for SAFE requests).
+        ``Response.read`` does. ``buffers`` gives that bytearray (a caller reading many chunks hands back spent ones
+        to reuse). A body cut short is retried as a lost response (for SAFE requests).
         """
         _, body = await self._send(
             method,
@@ -446,7 +473,7 @@ class Transport:
             headers=headers,
             retry=retry,
             auth=True,
-            into=True,
+            into=buffers,
         )
         assert body is not None
         return body
@@ -567,7 +594,7 @@ class Transport:
         headers: dict[str, str] | None,
         retry: RetryClass | None,
         auth: bool,
-        into: bool = False,
+        into: BufferFactory | None = None,
     ) -> tuple[httpx.Response, bytearray | None]:
         """The retry loop; returns the successful response and, with ``into``, its body read into a bytearray (the
         response's own content is then left empty)."""
@@ -582,6 +609,8 @@ class Transport:
         self._check_origin(parsed, path_or_url, auth)
         host = parsed.host + (f":{parsed.port}" if parsed.port else "")
         retry = retry or classify(method, path)
+        if asyncio.get_running_loop() not in self._clients:
+            await self._prepare_ssl_context()
         client, gate = self._client_and_gate()
         started = time.monotonic()
         slept = 0.0
@@ -618,8 +647,8 @@ class Transport:
             buffer: bytearray | None = None
             try:
                 async with gate:  # only the send and the read: never a backoff sleep or a token request
-                    if into:
-                        response, buffer = await _send_into_buffer(client, request)
+                    if into is not None:
+                        response, buffer = await _send_into_buffer(client, request, into)
                     else:
                         response = await client.send(request)
                         _release(response)

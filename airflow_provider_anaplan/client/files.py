@@ -6,13 +6,15 @@ with a JSON body (Anaplan answers a bodiless one with a 500). Each chunk PUT is 
 retried on its own by the transport.
 
 Uploads run as a pipeline (``_UploadPipeline``): one reader, ``min(concurrency, os.cpu_count())`` gzip threads and
-``concurrency`` senders, each stage working while the others wait on disk, CPU or network.
+``concurrency`` senders, each stage working while the others wait on disk, CPU or network. The first chunks are read
+and compressed while the upload is being opened (authentication, the file's lookup, ``POST …/files/{id}``); the
+senders start once it is, so no byte goes to a file before it is known to be the right one.
 
 Memory: the source is read one chunk at a time, and a new chunk is read only while the chunk data held (chunks read
 and not yet compressed, counted whole; compressed bodies not yet acknowledged, counted at their size) stays within
 ``chunk_size * (concurrency + 1)`` bytes, whatever the file's size; the gzip output being written by the compressions
-under way comes on top. Downloads keep at most ``concurrency`` chunks in flight, each read into one buffer sized from
-its ``Content-Length``, and hand them over in order.
+under way comes on top. Downloads keep at most ``concurrency`` chunks in flight, each read into one of
+``concurrency`` buffers reused from chunk to chunk (sized from its ``Content-Length``), and hand them over in order.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import gzip
 import io
 import os
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, overload
 from urllib.parse import quote
 
-from ._transport import RetryClass
+from ._transport import RetryClass, new_buffer
 from .errors import InvalidInputError, NotFoundError, ProtocolError
 from .ids import ObjectKind, check_id, is_object_id
 from .models import File
@@ -284,14 +286,16 @@ class _UploadPipeline:
     Memory, in chunks of ``chunk_size``: R = ``min(compressors + 1, concurrency)`` chunks read and not yet compressed
     (1 without compression: the chunk being read), and ``concurrency + 1 - R`` chunks' worth of bodies not yet
     acknowledged; ``chunk_size * (concurrency + 1)`` bytes in all, plus the output of the compressions under way.
-    Compressed bodies are a fraction of a chunk for text, so that share holds several of them: compression runs ahead
-    while the sends are in flight. A failed PUT is retried on its own by the transport; when one fails for good (or
-    the source fails) everything else is cancelled and that error is raised.
+    Compressed bodies are a fraction of a chunk for text, so that share could hold several of them, but at most
+    ``concurrency`` bodies exist at once (being made, queued or being sent): what a file of ``concurrency`` chunks
+    holds too, so peak memory does not grow with the file's size. Sends keep up with compression on any link that
+    is not the bottleneck itself, so the cap costs no throughput. A failed PUT is retried on its own by the
+    transport; when one fails for good (or the source fails) everything else is cancelled and that error is raised.
     """
 
-    def __init__(self, api: FilesAPI, file_path: str, size: int, level: int, concurrency: int) -> None:
+    def __init__(self, api: FilesAPI, size: int, level: int, concurrency: int) -> None:
         self.api = api
-        self.file_path = file_path
+        self.file_path = ""  # known once ``prepare`` is done; no body is sent before
         self.size = size
         self.level = level
         self.concurrency = concurrency
@@ -299,32 +303,45 @@ class _UploadPipeline:
         reading = min(self.workers + 1, concurrency) if level else 1
         self.slots = _ReadSlots(reading)
         self.budget = _Budget(size * (concurrency + 1 - reading))
+        self.held = asyncio.Semaphore(concurrency)  # bodies being made, queued or sent: as many as a small file has
         self.raw: asyncio.Queue[tuple[int, Chunk, bytearray | None] | None] = asyncio.Queue(
             maxsize=max(1, self.workers)
         )
         self.bodies: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=concurrency)
         self.count = 0
 
-    async def run(self, source: Any) -> int:
+    async def run(self, source: Any, prepare: Coroutine[Any, Any, str]) -> int:
+        """Upload ``source``; returns the number of chunks sent.
+
+        ``prepare`` (the lookups and the ``POST …/files/{id}`` that open the upload) runs while the first chunks are
+        read and compressed, so its round trips to Anaplan cost no time of their own; it returns the file's path,
+        and the senders start only then: nothing is sent to a file before it is known to be the right one.
+        """
         pool = (
             ThreadPoolExecutor(self.workers, thread_name_prefix="anaplan-gzip") if self.workers else None
         )  # gzip only ever runs here: zlib releases the GIL, so the threads compress in parallel
+        preparing = asyncio.create_task(prepare)
         upstream = {asyncio.create_task(self._read(source))}
         upstream |= {asyncio.create_task(self._compress(pool)) for _ in range(self.workers)}
-        senders = {asyncio.create_task(self._send()) for _ in range(self.concurrency)}
-        every = upstream | senders
+        every: set[asyncio.Task[Any]] = {preparing, *upstream}
+        pending = set(every)
+        drained: asyncio.Task[None] | None = None
         try:
-            while upstream:  # the reader and compressors finish when the source is spent; a failure anywhere stops all
-                done, _ = await asyncio.wait(upstream | senders, return_when=asyncio.FIRST_COMPLETED)
+            while drained is None or not drained.done():
+                # the reader and compressors finish when the source is spent; a failure anywhere stops all
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    task.result()  # raises the stage's error
+                    result = task.result()  # raises the stage's error
+                    if task is preparing:
+                        self.file_path = result
+                        senders = {asyncio.create_task(self._send()) for _ in range(self.concurrency)}
+                        every |= senders
+                        pending |= senders
                 upstream -= done
-            drained = asyncio.create_task(self.bodies.join())
-            every.add(drained)
-            while not drained.done():
-                done, _ = await asyncio.wait(senders | {drained}, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()
+                if drained is None and not upstream and preparing.done():
+                    drained = asyncio.create_task(self.bodies.join())
+                    every.add(drained)
+                    pending.add(drained)
         finally:
             await _cancel_all(every)
             if pool is not None:
@@ -377,6 +394,7 @@ class _UploadPipeline:
         if self.level:
             await self.raw.put((index, chunk, buffer))
             return
+        await self.held.acquire()
         await self.budget.reserve(len(chunk))
         body = bytes(chunk)
         del chunk
@@ -388,6 +406,7 @@ class _UploadPipeline:
         while (item := await self.raw.get()) is not _DONE:
             index, chunk, buffer = item
             del item
+            await self.held.acquire()
             await self.budget.wait_for_room()
             body = await loop.run_in_executor(pool, compress_chunk, chunk, self.level)
             self.budget.adjust(len(body))
@@ -405,6 +424,7 @@ class _UploadPipeline:
             del item
             await self.api._put_chunk(self.file_path, index, body, bool(self.level))
             self.budget.adjust(-len(body))
+            self.held.release()
             del body
             self.bodies.task_done()
 
@@ -419,6 +439,33 @@ async def _cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()
+
+
+# ---------------------------------------------------------------------------------------------------- download buffers
+class _ChunkBuffers:
+    """The buffers one download reads its chunks into, handed back once a chunk is written out and reused.
+
+    A new buffer grows as its chunk arrives (``_transport.new_buffer`` says why it is not zero-filled up front); a
+    reused one is overwritten in place, so after the first ``concurrency`` chunks no page is allocated at all: the
+    event loop never waits for the kernel to find memory, and RSS does not creep with the file's size as glibc's
+    raised mmap threshold would otherwise let it (see :class:`_ReadSlots`). Chunks are all of one size but the last,
+    so a spare fits almost every time; one too small is dropped for a new one.
+    """
+
+    def __init__(self) -> None:
+        self._spare: list[bytearray] = []
+
+    def take(self, size: int) -> bytearray:
+        while self._spare:
+            buffer = self._spare.pop()
+            if len(buffer) >= size:
+                del buffer[size:]  # shrinking in place; only the last chunk is shorter
+                return buffer
+        return new_buffer(size)
+
+    def give(self, buffer: bytearray | bytes) -> None:
+        if isinstance(buffer, bytearray):
+            self._spare.append(buffer)
 
 
 # ---------------------------------------------------------------------------------------------------- the API
@@ -481,24 +528,35 @@ class FilesAPI(MetadataAPI):
                     f"The source holds {size} bytes, more than Anaplan's 1000 chunks of 50 MB allow."
                 )
 
-        model_id, workspace, model_path = await self._locate(model, workspace_id)
-        file_id = await self._upload_target(model_id, workspace, file, allow_new_file)
         count = -(-size // chunk_size) if exact and size is not None else -1
-        started = await self._transport.request(
-            "POST", f"{model_path}/files/{quote(file_id, safe='')}", json={"chunkCount": count}, retry=RetryClass.SAFE
-        )
-        described = parse(File, member(self._transport.json_of(started), "file", "a file"), "a file")
-        if described.id != file_id:
-            if not allow_new_file:
-                raise ProtocolError(
-                    f"Anaplan created a new file {described.id!r} named {described.name!r} instead of writing to file "
-                    f"{file_id!r} of model {model_id} (it does so for a file id it does not know). Nothing was "
-                    "uploaded. Check the file id, or pass allow_new_file=True to upload into the new file."
-                )
-            file_id = described.id
-        check_id(file_id, ObjectKind.FILE)
+        model_path = file_id = ""
+        described: File | None = None
 
-        sent = await self._upload_chunks(f"{model_path}/files/{file_id}", source, chunk_size, level, concurrency)
+        async def prepare() -> str:
+            """Check the file and open the upload (the pipeline reads and compresses meanwhile)."""
+            nonlocal model_path, file_id, described
+            model_id, workspace, model_path = await self._locate(model, workspace_id)
+            file_id = await self._upload_target(model_id, workspace, file, allow_new_file)
+            started = await self._transport.request(
+                "POST",
+                f"{model_path}/files/{quote(file_id, safe='')}",
+                json={"chunkCount": count},
+                retry=RetryClass.SAFE,
+            )
+            described = parse(File, member(self._transport.json_of(started), "file", "a file"), "a file")
+            if described.id != file_id:
+                if not allow_new_file:
+                    raise ProtocolError(
+                        f"Anaplan created a new file {described.id!r} named {described.name!r} instead of writing to "
+                        f"file {file_id!r} of model {model_id} (it does so for a file id it does not know). Nothing "
+                        "was uploaded. Check the file id, or pass allow_new_file=True to upload into the new file."
+                    )
+                file_id = described.id
+            check_id(file_id, ObjectKind.FILE)
+            return f"{model_path}/files/{file_id}"
+
+        sent = await _UploadPipeline(self, chunk_size, level, concurrency).run(source, prepare())
+        assert described is not None
         if count >= 0:
             if sent != count:
                 raise ProtocolError(f"Planned {count} chunk(s) for file {file_id} but sent {sent}.")
@@ -529,10 +587,6 @@ class FilesAPI(MetadataAPI):
                 "that is what you want.",
                 status=exc.status,
             ) from None
-
-    async def _upload_chunks(self, file_path: str, source: Any, size: int, level: int, concurrency: int) -> int:
-        """Send every chunk of ``source`` through the upload pipeline; returns how many were sent."""
-        return await _UploadPipeline(self, file_path, size, level, concurrency).run(source)
 
     async def _put_chunk(self, file_path: str, index: int, body: bytes, compressed: bool) -> None:
         await self._transport.request(
@@ -583,19 +637,23 @@ class FilesAPI(MetadataAPI):
         """GET each path, at most ``concurrency`` at once, yielding the bodies in the paths' order.
 
         Each body is read straight into one bytearray; it is yielded as ``bytes`` (a copy) unless ``raw``, when the
-        bytearray itself is yielded (the caller only writes it out).
+        bytearray itself is yielded: the caller writes it out before asking for the next, since it is then reused for
+        a chunk further on. So a download holds ``concurrency`` buffers, allocated once (see :class:`_ChunkBuffers`).
         """
         window: deque[asyncio.Task[bytearray]] = deque()
+        buffers = _ChunkBuffers()
         try:
             for path in paths:
-                window.append(asyncio.create_task(self._get_bytes(path)))
+                window.append(asyncio.create_task(self._get_bytes(path, buffers)))
                 if len(window) >= concurrency:
                     body = await self._take(window.popleft(), on_missing)
                     yield body if raw else bytes(body)  # type: ignore[misc]
+                    buffers.give(body)
                     del body
             while window:
                 body = await self._take(window.popleft(), on_missing)
                 yield body if raw else bytes(body)  # type: ignore[misc]
+                buffers.give(body)
                 del body
         finally:
             for task in window:
@@ -615,8 +673,10 @@ class FilesAPI(MetadataAPI):
                 raise
             raise on_missing(exc) from None
 
-    async def _get_bytes(self, path: str) -> bytearray:
-        return await self._transport.request_bytes("GET", path, headers={"Accept": "application/octet-stream"})
+    async def _get_bytes(self, path: str, buffers: _ChunkBuffers) -> bytearray:
+        return await self._transport.request_bytes(
+            "GET", path, headers={"Accept": "application/octet-stream"}, buffers=buffers.take
+        )
 
     @overload
     async def download_file(
@@ -733,6 +793,7 @@ async def _write_all(chunks: AsyncIterator[bytes] | AsyncIterator[bytes | bytear
     async for data in chunks:
         await asyncio.to_thread(handle.write, data)
         written += len(data)
+        del data  # not held while the next chunk is fetched
     return written
 
 

@@ -224,6 +224,48 @@ async def test_every_source_type_round_trips(
     assert await collect(client.stream_file(MODEL, SALES_FILE)) == data
 
 
+class _SlowOpening(Recorder):
+    """The emulator behind a slow ``POST …/files/{id}`` (the request that opens an upload), logging events in order."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, log: list[str]) -> None:
+        super().__init__(inner)
+        self.log = log
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        opening = request.method == "POST" and request.url.path.rstrip("/").split("/")[-2] == "files"
+        if opening:
+            await asyncio.sleep(0.3)
+        response = await super().handle_async_request(request)
+        if opening:
+            self.log.append("opened")
+        elif request.method == "PUT":
+            self.log.append("put")
+        return response
+
+
+@pytest.mark.asyncio
+async def test_the_source_is_read_and_compressed_while_the_upload_is_opened_and_nothing_sent_before(
+    app: EmulatorApp, engine: Engine, clock: FakeClock, basic_auth: BasicAuth
+) -> None:
+    log: list[str] = []
+    data = csv_bytes(300)
+
+    async def source() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 1000):
+            log.append("read")
+            yield data[start : start + 1000]
+
+    recorder = _SlowOpening(httpx.ASGITransport(app=app), log)
+    settings = ClientSettings(base_url=BASE, transport=recorder, clock=clock, **FAST_RETRIES)
+    async with AnaplanClient(basic_auth, settings=settings) as client:
+        await client.upload_file(MODEL, SALES_FILE, source(), chunk_size=1000, concurrency=2)
+    assert stored(engine, SALES_FILE) == data
+    opened = log.index("opened")
+    assert log[:opened].count("read") >= 2  # chunks read (and queued for gzip) during the slow POST
+    assert "put" not in log[:opened]  # but no chunk sent to a file not yet known to be the right one
+    assert log.count("put") == -(-len(data) // 1000)
+
+
 @pytest.mark.asyncio
 async def test_upload_from_an_async_generator_of_unknown_length(client: AnaplanClient, engine: Engine) -> None:
     produced = bytearray()
@@ -501,6 +543,47 @@ async def test_compressed_upload_runs_gzip_ahead_of_the_sends_within_the_same_me
     assert len(threads) <= min(concurrency, os.cpu_count() or 1)
 
 
+class _AckCounter(Recorder):
+    def __init__(self, inner: httpx.AsyncBaseTransport, delay: float) -> None:
+        super().__init__(inner, delay)
+        self.acked = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.method == "PUT" and response.status_code == 204:
+            self.acked += 1
+        return response
+
+
+@pytest.mark.asyncio
+async def test_at_most_concurrency_compressed_bodies_exist_at_once_whatever_the_file_size(
+    app: EmulatorApp, clock: FakeClock, basic_auth: BasicAuth, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small gzip bodies would let the byte budget hold many; a file of `concurrency` chunks holds that many bodies,
+    # and a long file holds no more (so peak memory at 1 GB is what it is at 100 MB).
+    recorder = _AckCounter(httpx.ASGITransport(app=app), delay=0.005)  # slow PUTs: bodies pile up if allowed to
+    settings = ClientSettings(base_url=BASE, transport=recorder, clock=clock, **FAST_RETRIES)
+    data = csv_bytes(20_000)
+    lock = threading.Lock()
+    made = 0
+    alive: list[int] = []
+    real = files_module.compress_chunk
+
+    def spy(chunk: Any, level: int) -> bytes:
+        nonlocal made
+        with lock:
+            made += 1
+            alive.append(made - recorder.acked)
+        return real(chunk, level)
+
+    monkeypatch.setattr(files_module, "compress_chunk", spy)
+    async with AnaplanClient(basic_auth, settings=settings) as client:
+        await client.upload_file(MODEL, SALES_FILE, data, chunk_size=8000, concurrency=3)
+    assert stored(engine, SALES_FILE) == data
+    assert made == -(-len(data) // 8000) > 50
+    assert max(alive) == 3
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("compress", [True, False])
 async def test_a_file_is_read_into_a_few_buffers_reused_from_chunk_to_chunk(
@@ -558,6 +641,36 @@ async def test_download_fetches_concurrently_and_yields_in_order(
     assert b"".join(chunks) == data
     assert len(chunks) == -(-len(data) // 250)
     assert recorder.max_in_flight["GET chunk"] == 3
+
+
+class _KeepingWriter:
+    """A binary file object that keeps every object it is asked to write (not a copy) and the bytes it held then."""
+
+    mode = "wb"
+
+    def __init__(self) -> None:
+        self.objects: list[object] = []
+        self.content = bytearray()
+
+    def write(self, data: bytes | bytearray) -> int:
+        self.objects.append(data)
+        self.content += data
+        return len(data)
+
+
+@pytest.mark.asyncio
+async def test_a_download_reads_its_chunks_into_concurrency_buffers_reused(
+    client: AnaplanClient, recorder: Recorder
+) -> None:
+    data = csv_bytes(400)
+    await client.upload_file(MODEL, SALES_FILE, data, chunk_size=300)
+    writer = _KeepingWriter()
+    written = await client.download_file(MODEL, SALES_FILE, writer, concurrency=3)
+    assert written == len(data)
+    assert bytes(writer.content) == data  # each chunk was written out before its buffer took a later chunk
+    chunks = -(-len(data) // 300)
+    assert len(writer.objects) == chunks > 10
+    assert len({id(obj) for obj in writer.objects}) <= 3  # kept alive, so distinct objects have distinct ids
 
 
 @pytest.mark.asyncio
