@@ -104,28 +104,28 @@ async def child_main(args: argparse.Namespace) -> dict[str, Any]:
 
     cpu_start = time.process_time()
     started = time.perf_counter()
-    runners = [
-        asyncio.create_task(
-            consume(
-                AnaplanTaskTrigger(
-                    anaplan_conn_id="anaplan_default",
-                    model_id=model_id,
-                    action_id=ACTION_ID,
-                    task_id=task_id,
-                    workspace_id=args.workspace_id,
-                    poll_interval=args.poll_interval,
-                    end_time=time.time() + 3600,
-                )
-            )
+    runners = []
+    for model_id, task_id in tasks_by_model:
+        # As Airflow's TriggerRunner.create_triggers does: one trigger made and started per turn of the loop (it
+        # awaits asyncio.sleep(0) before each), not a thousand made in one synchronous block.
+        await asyncio.sleep(0)
+        trigger = AnaplanTaskTrigger(
+            anaplan_conn_id="anaplan_default",
+            model_id=model_id,
+            action_id=ACTION_ID,
+            task_id=task_id,
+            workspace_id=args.workspace_id,
+            poll_interval=args.poll_interval,
+            end_time=time.time() + 3600,
         )
-        for model_id, task_id in tasks_by_model
-    ]
+        runners.append(asyncio.create_task(consume(trigger)))
     await asyncio.sleep(2 * args.poll_interval + 1)  # ramp: every trigger made its first polls
     ramp_cpu = time.process_time() - cpu_start
-    gc.collect()
+    ramp = ticker.restart()  # before the full collection below: it stops the loop for 100 ms or more by itself
+    gc.collect()  # so that VmRSS counts live objects only
     rss_after = vm_rss_bytes()
     c0 = await asyncio.to_thread(counters, args.url)
-    ramp = ticker.restart()
+    ticker.restart()  # the window starts here, without the collection's pause
     cpu0, emu0, t0 = time.process_time(), cpu_seconds(args.emulator_pid), time.perf_counter()
     await asyncio.sleep(args.window)
     cpu1, emu1, t1 = time.process_time(), cpu_seconds(args.emulator_pid), time.perf_counter()
