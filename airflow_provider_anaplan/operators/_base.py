@@ -53,22 +53,26 @@ rejected rows) whatever the policy says; without ``dump_to`` the first rejected 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import dataclasses
 import io
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseOperator, ResumableJobMixin, conf
 
+from ..client import errors as client_errors
 from ..client.ids import ObjectKind
 from ..client.task_models import OutcomeStatus, TaskState
+from ..client.tasks import _mapping_parameters
 from ..exceptions import (
     AnaplanError,
     AnaplanTimeoutError,
+    ConfigurationError,
     InvalidInputError,
     NotFoundError,
     TaskCancelledError,
@@ -77,7 +81,7 @@ from ..exceptions import (
 from ..hooks.anaplan import AnaplanHook
 from ..links import AnaplanModelLink
 from ..triggers.anaplan import TASK_EVENT_STATUSES, AnaplanTaskTrigger, TaskTiming
-from ._io import save_failure_dumps
+from ._io import check_location, save_failure_dumps
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -204,14 +208,106 @@ def validate_event(event: Any, statuses: frozenset[str], expected_task_id: str |
     return dict(event)
 
 
-def _seconds(value: float | timedelta | None, name: str) -> float | None:
+def _seconds(value: float | timedelta | None, name: str, *, zero: bool = False) -> float | None:
+    """Seconds from a number or a ``timedelta`` (> 0; >= 0 with ``zero``); None stays None."""
     if value is None:
         return None
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise InvalidInputError(f"{name} must be a number of seconds > 0 (or a timedelta), got {value!r}")
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0 or (value == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
+        quoted = " (a number, not a string)" if isinstance(value, str) else ""
+        raise InvalidInputError(f"{name} must be a number of seconds {bound} (or a timedelta){quoted}, got {value!r}")
     return float(value)
+
+
+def check_flag(name: str, value: Any, *, optional: bool = False) -> Any:
+    """``value`` when it is True or False (or None with ``optional``): ``bool("false")`` is True, so no coercion."""
+    if isinstance(value, bool) or (optional and value is None):
+        return value
+    allowed = "True, False or None" if optional else "True or False"
+    raise InvalidInputError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
+
+
+def _rendered_hint(value: Any) -> str:
+    """What went wrong with a templated value, for an error message."""
+    if isinstance(value, str):
+        return " (its template rendered to an empty string?)" if not value.strip() else ""
+    if isinstance(value, Mapping | list | tuple | set):
+        return (
+            f", got a {type(value).__name__} {value!r} (a Jinja expression rendered as a native object keeps its "
+            "type: pick the name out of it, e.g. '{{ params.cfg.name }}')"
+        )
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f", got the number {value!r} (write ids in quotes: they are strings)"
+    return f", got {type(value).__name__} {value!r}"
+
+
+def check_ref(name: str, value: Any, what: str, *, optional: bool = False) -> Any:
+    """A templated id or name as rendered: a non-empty string (or None with ``optional``, meaning the default)."""
+    if (optional and value is None) or (isinstance(value, str) and value.strip()):
+        return value
+    shown = f", got {value!r}" if isinstance(value, str) else ""
+    default = " or None for the default" if optional else ""
+    raise InvalidInputError(f"{name} must be {what} as a non-empty string{default}{shown}{_rendered_hint(value)}")
+
+
+def check_mapping_parameters(value: Any) -> None:
+    """``mapping_parameters`` as rendered: None, a dict of non-empty strings, or a list of pairs."""
+    if value is None:
+        return
+    if isinstance(value, str):
+        raise InvalidInputError(
+            f"mapping_parameters must be a dict such as {{'Version': 'Actual'}}, got the text {value!r}. A template "
+            "renders to text: template the values ({'Version': '{{ params.version }}'}), or set "
+            "render_template_as_native_obj=True on the DAG to keep a rendered dict a dict."
+        )
+    try:
+        _mapping_parameters(value)
+    except client_errors.InvalidInputError as exc:
+        raise InvalidInputError(f"mapping_parameters: {exc.message}") from None
+
+
+@contextlib.contextmanager
+def naming(field: str) -> Iterator[None]:
+    """Errors about the user's value raised inside (a name not found, an id of the wrong kind, a malformed value) get
+    ``<field>: `` in front of their message, so that the message names the parameter to fix."""
+    try:
+        yield
+    except client_errors.InvalidInputError as exc:
+        if not isinstance(exc, client_errors.ConfigurationError):
+            prefix_message(exc, field)
+        raise
+
+
+def prefix_message(exc: client_errors.AnaplanError, field: str) -> None:
+    message = exc.message
+    if not message.startswith(field):
+        exc.message = f"{field}: {message}"
+        exc.args = (exc.message,)
+
+
+def run_hook(owner: Any, fn: Callable[[AnaplanClient], Awaitable[T]]) -> T:
+    """``owner.hook.run(fn)`` (the hook is built, and reads its connection, on first use), with a connection that does
+    not exist answered by a ``ConfigurationError`` naming ``anaplan_conn_id``."""
+    try:
+        return owner.hook.run(fn)
+    except AirflowNotFoundException as exc:
+        raise ConfigurationError(
+            f"anaplan_conn_id: there is no Airflow connection {owner.anaplan_conn_id!r}. Create it (connection type "
+            "'anaplan') or set anaplan_conn_id to an existing one."
+        ) from exc
+
+
+async def alocate(
+    hook: AnaplanHook, client: AnaplanClient, workspace: Any, model: Any, model_field: str = "model_id"
+) -> tuple[str | None, str]:
+    """The hook's ``aresolve_location``, every error naming the parameter at fault (``workspace_id`` or the model's)."""
+    workspace = workspace or hook.workspace_id
+    with naming("workspace_id"):
+        workspace_id = await client.resolve_workspace(workspace) if workspace else None
+    with naming(model_field):
+        return await hook.aresolve_location(client, workspace_id, model)
 
 
 @dataclasses.dataclass
@@ -282,10 +378,12 @@ class AnaplanBaseOperator(ResumableJobMixin, BaseOperator):
         self.anaplan_conn_id = anaplan_conn_id
         self.workspace_id = workspace_id
         self.model_id = model_id
-        self.deferrable = bool(deferrable)
+        self.deferrable = check_flag("deferrable", deferrable)
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.timeout = _seconds(timeout, "timeout")
         self.fail_on = check_fail_on(fail_on)
+        if dump_to is not None:
+            check_location("dump_to", dump_to)
         self.dump_to = dump_to
         self.locale = locale
         # Per-try state (never serialized): set by execute()/execute_complete().
@@ -304,7 +402,7 @@ class AnaplanBaseOperator(ResumableJobMixin, BaseOperator):
 
     def _run(self, fn: Callable[[AnaplanClient], Awaitable[T]]) -> T:
         """Run a client coroutine to completion on the worker; client errors come out as Airflow twins."""
-        return self.hook.run(fn)
+        return run_hook(self, fn)
 
     @property
     def loc(self) -> Location:
@@ -318,16 +416,35 @@ class AnaplanBaseOperator(ResumableJobMixin, BaseOperator):
         return getattr(self, self.action_field)
 
     # ------------------------------------------------------------------------------------------ extension points
+    def check_rendered(self) -> None:
+        """Check the parameters as rendered (templates are rendered just before ``execute``), before any call; raise
+        an ``InvalidInputError`` naming the parameter at fault. Subclasses extend it."""
+        check_ref("anaplan_conn_id", self.anaplan_conn_id, "the id of an 'anaplan' connection")
+        check_ref("workspace_id", self.workspace_id, "a workspace id or name", optional=True)
+        check_ref("model_id", self.model_id, "a model id or name", optional=True)
+        kinds = "/".join(kind.value for kind in self.allowed_kinds)
+        article = "an" if kinds[0] in "aeiou" else "a"
+        check_ref(self.action_field, self.action_value, f"the id or name of {article} {kinds}")
+        check_mapping_parameters(getattr(self, "mapping_parameters", None))
+        if self.dump_to is not None:
+            check_location("dump_to", self.dump_to, writable=True)
+
     async def aresolve(self, client: AnaplanClient, context: Context) -> None:
         """Resolve the workspace, model and action to ids (one lookup per name) into ``self._loc``."""
-        workspace_id, model_id = await self.hook.aresolve_location(client, self.workspace_id, self.model_id)
-        ref = await client.resolve_action(
-            model_id,
-            self.action_value,
-            workspace_id=workspace_id,
-            allowed=self.allowed_kinds,
-            call=type(self).__name__,
-        )
+        workspace_id, model_id = await alocate(self.hook, client, self.workspace_id, self.model_id)
+        with naming(self.action_field):
+            ref = await client.resolve_action(
+                model_id,
+                self.action_value,
+                workspace_id=workspace_id,
+                allowed=self.allowed_kinds,
+                call=type(self).__name__,
+            )
+        if getattr(self, "mapping_parameters", None) and ref.kind not in (ObjectKind.IMPORT, ObjectKind.PROCESS):
+            raise InvalidInputError(
+                f"mapping_parameters apply to imports and processes only, and {ref.action_id} is an "
+                f"{ref.kind.value}: remove mapping_parameters"
+            )
         self._loc = Location(model_id, ref.action_id, workspace_id, ref.name)
 
     async def astart(self, client: AnaplanClient, context: Context) -> str:
@@ -396,6 +513,7 @@ class AnaplanBaseOperator(ResumableJobMixin, BaseOperator):
         return self.poll_until_complete(self.submit_job(context), context)
 
     def _begin(self, context: Context) -> None:
+        self.check_rendered()
         self._deadline = time.time() + self.timeout if self.timeout is not None else None
         self._run(lambda client: self.aresolve(client, context))
         where = f" of workspace {self.loc.workspace_id}" if self.loc.workspace_id else ""
@@ -694,10 +812,16 @@ __all__ = [
     "XCOM_TASK_ID_KEY",
     "AnaplanBaseOperator",
     "Location",
+    "alocate",
     "check_fail_on",
+    "check_flag",
+    "check_mapping_parameters",
+    "check_ref",
+    "naming",
     "outcome_summary",
     "policy_failure",
     "raise_for_policy",
+    "run_hook",
     "validate_event",
     "warning_rows",
 ]

@@ -28,7 +28,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -180,22 +180,54 @@ def _is_local(location: Path | ObjectStoragePath) -> bool:
     return isinstance(location, Path) and not is_object_storage_path(location)
 
 
-def as_location(value: Location) -> Path | ObjectStoragePath:
+def as_location(value: Location, field: str | None = None) -> Path | ObjectStoragePath:
     """A local ``Path`` or an ``ObjectStoragePath`` from a path, a ``scheme://`` URL or an ``ObjectStoragePath``.
 
-    ``file://`` URLs stay ``ObjectStoragePath`` (Airflow resolves them to the local filesystem).
+    ``file://`` URLs stay ``ObjectStoragePath`` (Airflow resolves them to the local filesystem). ``field`` names the
+    parameter in the error raised for anything else.
     """
     if is_object_storage_path(value):
         return value  # type: ignore[return-value]
-    if isinstance(value, str):
+    if isinstance(value, str) and value.strip():
         if _URL.match(value):
             return ObjectStoragePath(value)
         return Path(value).expanduser()
     if isinstance(value, os.PathLike):
         return Path(os.fspath(value)).expanduser()
-    raise InvalidInputError(
-        f"Expected a local path, a URL such as s3://bucket/key, or an ObjectStoragePath; got {type(value).__name__}."
-    )
+    what = f"{field} must be" if field else "Expected"
+    got = "an empty string" if isinstance(value, str) else f"{type(value).__name__} {value!r}"
+    raise InvalidInputError(f"{what} a local path, a URL such as s3://bucket/key, or an ObjectStoragePath; got {got}.")
+
+
+def check_location(field: str, value: Any, *, writable: bool = False) -> None:
+    """Raise an ``InvalidInputError`` naming ``field`` unless ``value`` can be a location (see :func:`as_location`).
+
+    Nothing is built and no filesystem is loaded (safe when a DAG file is parsed). With ``writable``, a local path must
+    lie under a directory this process may write to: its nearest existing ancestor is a writable directory. URLs and
+    ``ObjectStoragePath`` objects are not asked (that would load a backend, or make a network call).
+    """
+    if not (is_object_storage_path(value) or isinstance(value, os.PathLike | str)) or (
+        isinstance(value, str) and not value.strip()
+    ):
+        as_location(value, field)  # raises, naming the field
+    if not writable or is_object_storage_path(value) or (isinstance(value, str) and _URL.match(value)):
+        return
+    given = Path(os.path.abspath(Path(os.fspath(value)).expanduser()))
+    ancestor = given
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor == given and not given.is_dir():
+        ancestor = given.parent  # an existing file: it is replaced
+    elif not ancestor.is_dir():
+        raise InvalidInputError(
+            f"{field} {str(value)!r} cannot be written: {str(ancestor)!r} is a file, not a directory. Give a path in "
+            "a directory."
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"{field} {str(value)!r} cannot be written: this process may not write to {str(ancestor)!r}. Give a path "
+            "in a writable directory, or fix its permissions."
+        )
 
 
 class BlockStream:
@@ -225,10 +257,16 @@ class BlockStream:
         return self._blocks()
 
     async def _blocks(self) -> AsyncIterator[bytes]:
-        handle = await asyncio.to_thread(self._opener)
+        try:
+            handle = await asyncio.to_thread(self._opener)
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
         try:
             while True:
-                block = await asyncio.to_thread(handle.read, self.block_size)
+                try:
+                    block = await asyncio.to_thread(handle.read, self.block_size)
+                except OSError as exc:
+                    raise self._unreadable(exc) from exc
                 if not block:
                     break
                 if not isinstance(block, bytes | bytearray | memoryview):
@@ -242,6 +280,12 @@ class BlockStream:
             await asyncio.to_thread(handle.close)
         if self.progress is not None:
             self.progress.finish()
+
+    def _unreadable(self, exc: OSError) -> InvalidInputError:
+        return InvalidInputError(
+            f"The upload source {self.description!r} could not be read ({exc.strerror or exc}): check that it is a "
+            "readable file and that this worker may read it."
+        )
 
     def __repr__(self) -> str:
         return f"BlockStream({self.description!r}, block_size={self.block_size})"
@@ -319,6 +363,11 @@ def open_source(
     elif kind == "text":
         raise InvalidInputError(f"kind='text' needs str or bytes content, got {type(source).__name__}.")
 
+    if isinstance(source, Mapping):
+        raise InvalidInputError(
+            f"Cannot upload a {type(source).__name__}: give a path, an ObjectStoragePath, a URL, text, or bytes (a "
+            "Jinja expression rendered as a native object keeps its type)."
+        )
     if is_object_storage_path(source) or isinstance(source, os.PathLike):
         location = as_location(source)
         opener, size, description = _file_opener(location)
@@ -353,6 +402,11 @@ def _file_opener(location: Path | ObjectStoragePath) -> tuple[Callable[[], IO[by
             stat = location.stat()
         except FileNotFoundError:
             raise InvalidInputError(f"The upload source {str(location)!r} does not exist.") from None
+        except OSError as exc:
+            raise InvalidInputError(
+                f"The upload source {str(location)!r} could not be read ({exc.strerror or exc}): check its path and "
+                "permissions."
+            ) from exc
         if not location.is_file():
             raise InvalidInputError(f"The upload source {str(location)!r} is not a file.")
         return (lambda: open(location, "rb")), stat.st_size, str(location)
@@ -640,7 +694,18 @@ async def write_stream(
         else:
             tracker = None
         started = time.monotonic()
-        sink = await asyncio.to_thread(_open_sink, target, rename)
+        if _is_local(target) and await asyncio.to_thread(target.is_dir):
+            raise InvalidInputError(
+                f"The destination {str(target)!r} is an existing directory, and a file cannot replace it: give a "
+                "file name, or a directory that holds no directory of that name."
+            )
+        try:
+            sink = await asyncio.to_thread(_open_sink, target, rename)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"Cannot write to the destination {str(target)!r} ({exc.strerror or exc}): give a path in a writable "
+                "directory."
+            ) from exc
         written = 0
         try:
             async for data in chunks:
@@ -999,6 +1064,7 @@ __all__ = [
     "as_location",
     "asave_failure_dump",
     "asave_failure_dumps",
+    "check_location",
     "download_to",
     "format_bytes",
     "is_object_storage_path",

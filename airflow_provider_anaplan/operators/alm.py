@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..client.alm_models import AlmTaskState
 from ..client.ids import is_hex_id
+from ..client.workspace import close_matches
 from ..exceptions import (
     AnaplanError,
     AnaplanTimeoutError,
@@ -61,9 +62,13 @@ from ._base import (
     XCOM_OUTCOME_KEY,
     XCOM_TASK_ID_KEY,
     AnaplanBaseOperator,
+    alocate,
+    check_flag,
+    check_ref,
+    naming,
     validate_event,
 )
-from ._io import as_location, write_stream
+from ._io import as_location, check_location, write_stream
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -138,24 +143,54 @@ class AnaplanALMSyncOperator(AnaplanBaseOperator):
         take_offline: bool = False,
         **kwargs: Any,
     ) -> None:
-        for ignored in ("fail_on", "dump_to", "model_id"):
+        reasons = {
+            "fail_on": "an ALM sync has no rows to reject",
+            "dump_to": "an ALM sync leaves no failure dump; see report_to",
+            "model_id": "name the models in source_model and target_models",
+        }
+        for ignored, reason in reasons.items():
             if kwargs.get(ignored) is not None:
-                raise InvalidInputError(f"AnaplanALMSyncOperator does not take {ignored}")
+                raise InvalidInputError(f"AnaplanALMSyncOperator does not take {ignored} ({reason}): remove it")
         super().__init__(**kwargs)
         if new_revision_name is not None and revision not in (None, LATEST):
             raise InvalidInputError("Give either revision or new_revision_name, not both")
+        if report_to is not None:
+            check_location("report_to", report_to)
         self.source_model = source_model
         self.target_models = target_models
         self.revision = revision
         self.new_revision_name = new_revision_name
         self.new_revision_description = new_revision_description
         self.report_to = report_to
-        self.take_offline = bool(take_offline)
+        self.take_offline = check_flag("take_offline", take_offline)
         #: Per try (carried through each deferral in the trigger's echo): the plan and what was done.
         self._state: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------------------ execute
+    def check_rendered(self) -> None:
+        """The parameters as rendered, before any call (see :meth:`AnaplanBaseOperator.check_rendered`)."""
+        check_ref("anaplan_conn_id", self.anaplan_conn_id, "the id of an 'anaplan' connection")
+        check_ref("workspace_id", self.workspace_id, "a workspace id or name", optional=True)
+        check_ref("source_model", self.source_model, "the source model's id or name")
+        targets = self.target_models
+        if isinstance(targets, str):
+            check_ref("target_models", targets, "a model's id or name, or a list of them")
+        elif not isinstance(targets, list | tuple) or not targets:
+            raise InvalidInputError(
+                f"target_models must be a model's id or name, or a non-empty list of them, got "
+                f"{type(targets).__name__} {targets!r}"
+            )
+        else:
+            for index, name in enumerate(targets):
+                check_ref(f"target_models[{index}]", name, "a model's id or name")
+        if self.revision is not None and not isinstance(self.revision, str):  # "" means the latest, like None
+            check_ref("revision", self.revision, "'latest', or a revision's id or name", optional=True)
+        check_ref("new_revision_name", self.new_revision_name, "the new revision's name", optional=True)
+        if self.report_to is not None:
+            check_location("report_to", self.report_to, writable=True)
+
     def execute(self, context: Context) -> Any:
+        self.check_rendered()
         self._deadline = time.time() + self.timeout if self.timeout is not None else None
         self._state = self._run(lambda client: self._aplan(client))
         state = self._state
@@ -257,18 +292,23 @@ class AnaplanALMSyncOperator(AnaplanBaseOperator):
     # ------------------------------------------------------------------------------------------ planning
     async def _aplan(self, client: AnaplanClient) -> dict[str, Any]:
         """Resolve the models and the revision (creating a new one when asked): the state of this try."""
-        workspace_id, source_id = await self.hook.aresolve_location(client, self.workspace_id, self.source_model)
+        workspace_id, source_id = await alocate(self.hook, client, self.workspace_id, self.source_model, "source_model")
         names = [self.target_models] if isinstance(self.target_models, str) else list(self.target_models or [])
         if not names or not all(isinstance(n, str) and n.strip() for n in names):
             raise InvalidInputError(f"target_models must name one model or more, got {self.target_models!r}")
         targets: list[str] = []
         for name in names:
-            target_id = await client.resolve_model(name.strip(), workspace_id)
+            with naming("target_models"):
+                target_id = await client.resolve_model(name.strip(), workspace_id)
             if target_id == source_id:
-                raise InvalidInputError(f"The source model {source_id} cannot be a target of its own sync")
+                raise InvalidInputError(
+                    f"target_models: the source model {source_id} cannot be a target of its own sync; remove it from "
+                    "target_models"
+                )
             if target_id not in targets:
                 targets.append(target_id)
-        revision, created = await self._arevision(client, source_id)
+        with naming("new_revision_name" if self.new_revision_name is not None else "revision"):
+            revision, created = await self._arevision(client, source_id)
         return {
             "workspace_id": workspace_id,
             "source_model_id": source_id,
@@ -311,7 +351,7 @@ class AnaplanALMSyncOperator(AnaplanBaseOperator):
         if named:
             return named[-1], False
         known = [item.name or item.id for item in revisions]
-        raise NameNotFoundError("revision", str(wanted), f"model {source_id}", known, [])
+        raise NameNotFoundError("revision", str(wanted), f"model {source_id}", known, close_matches(str(wanted), known))
 
     # ------------------------------------------------------------------------------------------ one target
     async def _aprepare(self, client: AnaplanClient, context: Context, target: str) -> dict[str, Any] | None:

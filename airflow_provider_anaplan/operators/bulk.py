@@ -22,6 +22,7 @@ attaches the file's Asset to it when the task succeeds. Downstream DAGs schedule
 
 from __future__ import annotations
 
+import codecs
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -30,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, AssetAlias
 
 from ..assets import anaplan_file_asset
-from ..client.files import DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY
+from ..client.files import DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MAX_CHUNK_SIZE
 from ..client.ids import ObjectKind
 from ..exceptions import InvalidInputError
-from ._base import AnaplanBaseOperator
+from ._base import AnaplanBaseOperator, _seconds, check_flag, check_ref, naming
 from ._guard import guard_files
-from ._io import adownload_to, aopen_source, format_bytes, write_stream
+from ._io import adownload_to, aopen_source, check_location, format_bytes, write_stream
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -71,10 +72,46 @@ def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
         raise InvalidInputError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidInputError(f"{name} must be an integer >= 1, got {value!r}")
+def _check_positive_int(name: str, value: Any, maximum: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or (maximum is not None and value > maximum):
+        bound = f"from 1 to {maximum} ({maximum // (1024 * 1024)} MB)" if maximum else ">= 1"
+        unit = " of bytes" if maximum else ""
+        raise InvalidInputError(f"{name} must be an integer{unit} {bound}, got {value!r}")
     return value
+
+
+def _check_transfer(operator: Any, *, chunk_size: Any, compress: Any, concurrency: Any, encoding: Any) -> None:
+    """Check and set the upload settings an operator takes (at DAG parse time, not templated)."""
+    operator.chunk_size = _check_positive_int("chunk_size", chunk_size, MAX_CHUNK_SIZE)
+    if not (isinstance(compress, bool) or (isinstance(compress, int) and 0 <= compress <= 9)):
+        raise InvalidInputError(f"compress must be True, False or a gzip level 0-9, got {compress!r}")
+    operator.compress = compress
+    operator.concurrency = _check_positive_int("concurrency", concurrency)
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise InvalidInputError(
+            f"encoding must name a Python codec such as 'utf-8' or 'cp1252', got {encoding!r}"
+        ) from None
+    operator.encoding = encoding
+
+
+def _check_guard_timeout(value: Any) -> float | None:
+    return _seconds(value, "guard_timeout", zero=True)
+
+
+def _check_source(field: str, value: Any) -> None:
+    """An upload source as rendered: something ``open_source`` can take (it checks the file itself when uploading)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidInputError(
+            f"{field} must be a path, an ObjectStoragePath, a URL, text or bytes, got {value!r} (its template "
+            "rendered to nothing?)"
+        )
+    if isinstance(value, Mapping | int | float | bool):
+        raise InvalidInputError(
+            f"{field} must be a path, an ObjectStoragePath, a URL, text or bytes, got {type(value).__name__} "
+            f"{value!r} (a Jinja expression rendered as a native object keeps its type)"
+        )
 
 
 class _AnaplanFilesMixin:
@@ -113,21 +150,26 @@ class _AnaplanFilesMixin:
             return super().execute(context)  # type: ignore[misc]
 
     # ------------------------------------------------------------------------------------------ upload
-    async def _aupload(self, client: AnaplanClient, file_id: str, file_name: str | None, source: Any) -> dict[str, Any]:
-        """Stream ``source`` into the model's file; a small dict for the XCom value."""
+    async def _aupload(
+        self, client: AnaplanClient, file_id: str, file_name: str | None, source: Any, field: str = "source"
+    ) -> dict[str, Any]:
+        """Stream ``source`` into the model's file; a small dict for the XCom value. ``field`` names it in errors."""
         loc = self.loc  # type: ignore[attr-defined]
         log = self.log  # type: ignore[attr-defined]
-        opened = await aopen_source(source, kind=self.source_kind, logger=log, encoding=self.encoding)
+        with naming(field):
+            opened = await aopen_source(source, kind=self.source_kind, logger=log, encoding=self.encoding)
         where = f"file {file_id}" + (f" ({file_name})" if file_name else "")
         size = f", {format_bytes(opened.size)}" if opened.size is not None and opened.stream is not None else ""
         log.info("Uploading %s%s into %s of model %s", opened.description, size, where, loc.model_id)
         started = time.monotonic()
+        with naming(field):
+            chunk_size = opened.chunk_size_for(self.chunk_size)
         uploaded = await client.upload_file(
             loc.model_id,
             file_id,
             opened.source,
             workspace_id=loc.workspace_id,
-            chunk_size=opened.chunk_size_for(self.chunk_size),
+            chunk_size=chunk_size,
             compress=self.compress,
             concurrency=self.concurrency,
         )
@@ -269,13 +311,10 @@ class AnaplanUploadAndImportOperator(_AnaplanFilesMixin, AnaplanBaseOperator):
         self.source_kind = source_kind
         self.file = file
         self.mapping_parameters = mapping_parameters
-        self.delete_after_import = bool(delete_after_import)
-        self.chunk_size = _check_positive_int("chunk_size", chunk_size)
-        self.compress = compress
-        self.concurrency = _check_positive_int("concurrency", concurrency)
-        self.encoding = encoding
-        self.guard_timeout = guard_timeout
-        self.declare_assets = bool(declare_assets)
+        self.delete_after_import = check_flag("delete_after_import", delete_after_import)
+        _check_transfer(self, chunk_size=chunk_size, compress=compress, concurrency=concurrency, encoding=encoding)
+        self.guard_timeout = _check_guard_timeout(guard_timeout)
+        self.declare_assets = check_flag("declare_assets", declare_assets)
         self._file_id: str | None = None
         self._file_name: str | None = None
         self._upload: dict[str, Any] | None = None
@@ -284,11 +323,22 @@ class AnaplanUploadAndImportOperator(_AnaplanFilesMixin, AnaplanBaseOperator):
     def _files_written(self) -> list[str]:
         return [self._file_id] if self._file_id else []
 
+    def check_rendered(self) -> None:
+        super().check_rendered()
+        _check_source("source", self.source)
+        check_ref("file", self.file, "a file id (113…) or name", optional=True)
+
     async def aresolve(self, client: AnaplanClient, context: Context) -> None:
         await super().aresolve(client, context)
         loc = self.loc
         if self.file:
-            found = await client.find_file(loc.model_id, self.file, loc.workspace_id)
+            with naming("file"):
+                found = await client.find_file(loc.model_id, self.file, loc.workspace_id)
+            if found.id.startswith("116"):
+                raise InvalidInputError(
+                    f"file: {self.file!r} is an export's output file; give an import's source file (113…), or leave "
+                    "file unset to upload into the file the import reads"
+                )
         else:
             listed = await client.find_import(loc.model_id, loc.action_id, loc.workspace_id)
             loc.action_name = loc.action_name or listed.name
@@ -373,15 +423,20 @@ class AnaplanExportAndDownloadOperator(_AnaplanFilesMixin, AnaplanBaseOperator):
         super().__init__(**kwargs)
         if destination is None or destination == "":
             raise InvalidInputError("destination is required: a local path, an ObjectStoragePath or a URL")
+        check_location("destination", destination)
         if not isinstance(header_rows, int) or isinstance(header_rows, bool) or header_rows < 0:
             raise InvalidInputError(f"header_rows must be an integer >= 0, got {header_rows!r}")
         self.export = export
         self.destination = destination
-        self.count_rows = count_rows
+        self.count_rows = check_flag("count_rows", count_rows, optional=True)
         self.header_rows = header_rows
-        self.declare_assets = bool(declare_assets)
+        self.declare_assets = check_flag("declare_assets", declare_assets)
         self.guard_timeout = None
         self._declare_file_assets([], [export])
+
+    def check_rendered(self) -> None:
+        super().check_rendered()
+        check_location("destination", self.destination, writable=True)
 
     async def aresolve(self, client: AnaplanClient, context: Context) -> None:
         await super().aresolve(client, context)
@@ -393,17 +448,18 @@ class AnaplanExportAndDownloadOperator(_AnaplanFilesMixin, AnaplanBaseOperator):
         if not outcome.ok:
             return {}
         loc = self.loc
-        written = await adownload_to(
-            client,
-            loc.model_id,
-            loc.action_id,
-            self.destination,
-            workspace_id=loc.workspace_id,
-            default_name=loc.action_name or f"{loc.action_id}.csv",
-            count_rows=self.count_rows,
-            header_rows=self.header_rows,
-            logger=self.log,
-        )
+        with naming("destination"):
+            written = await adownload_to(
+                client,
+                loc.model_id,
+                loc.action_id,
+                self.destination,
+                workspace_id=loc.workspace_id,
+                default_name=loc.action_name or f"{loc.action_id}.csv",
+                count_rows=self.count_rows,
+                header_rows=self.header_rows,
+                logger=self.log,
+            )
         rows = f", {written.rows} row(s)" if written.rows is not None else ""
         self.log.info("Downloaded %s%s to %s", format_bytes(written.bytes), rows, written.path)
         return {
@@ -467,8 +523,15 @@ class AnaplanRunActionOperator(AnaplanBaseOperator):
             if self.allowed_kinds[0] not in AnaplanBaseOperator.allowed_kinds:
                 raise InvalidInputError(f"kind must be one of action, import, export or process, got {kind!r}")
         self.mapping_parameters = mapping_parameters
+        if solution_log_to is not None:
+            check_location("solution_log_to", solution_log_to)
         self.solution_log_to = solution_log_to
         self._action_type: str | None = None
+
+    def check_rendered(self) -> None:
+        super().check_rendered()
+        if self.solution_log_to is not None:
+            check_location("solution_log_to", self.solution_log_to, writable=True)
 
     async def aresolve(self, client: AnaplanClient, context: Context) -> None:
         await super().aresolve(client, context)
@@ -509,13 +572,14 @@ class AnaplanRunActionOperator(AnaplanBaseOperator):
             self.log.info("  %s", line)
         if self.solution_log_to is None:
             return {}
-        written = await write_stream(
-            _one_chunk(text.encode("utf-8")),
-            self.solution_log_to,
-            default_name=f"solution_log_{outcome.task_id}.txt",
-            count_rows=False,
-            progress=False,
-        )
+        with naming("solution_log_to"):
+            written = await write_stream(
+                _one_chunk(text.encode("utf-8")),
+                self.solution_log_to,
+                default_name=f"solution_log_{outcome.task_id}.txt",
+                count_rows=False,
+                progress=False,
+            )
         self.log.info("Solution log saved to %s", written.path)
         return {"solution_log_path": written.path}
 
@@ -589,19 +653,20 @@ class AnaplanRunProcessOperator(_AnaplanFilesMixin, AnaplanBaseOperator):
             ):
                 raise InvalidInputError(f"{name} must be a dict keyed by ids or names, got {value!r}")
         _check_choice("source_kind", source_kind, _SOURCE_KINDS)
+        if not isinstance(header_rows, int) or isinstance(header_rows, bool) or header_rows < 0:
+            raise InvalidInputError(f"header_rows must be an integer >= 0, got {header_rows!r}")
         self.process = process
         self.mapping_parameters = mapping_parameters
         self.uploads = dict(uploads) if uploads else None
         self.downloads = dict(downloads) if downloads else None
+        for key, destination in (self.downloads or {}).items():
+            check_location(f"downloads[{key!r}]", destination)
         self.source_kind = source_kind
-        self.chunk_size = _check_positive_int("chunk_size", chunk_size)
-        self.compress = compress
-        self.concurrency = _check_positive_int("concurrency", concurrency)
-        self.encoding = encoding
-        self.guard_timeout = guard_timeout
-        self.count_rows = count_rows
+        _check_transfer(self, chunk_size=chunk_size, compress=compress, concurrency=concurrency, encoding=encoding)
+        self.guard_timeout = _check_guard_timeout(guard_timeout)
+        self.count_rows = check_flag("count_rows", count_rows, optional=True)
         self.header_rows = header_rows
-        self.declare_assets = bool(declare_assets)
+        self.declare_assets = check_flag("declare_assets", declare_assets)
         # Per try: the files and exports resolved to ids ({"key", "file_id"/"export_id", "name"}), upload results.
         self._upload_files: list[dict[str, Any]] = []
         self._download_exports: list[dict[str, Any]] = []
@@ -611,25 +676,35 @@ class AnaplanRunProcessOperator(_AnaplanFilesMixin, AnaplanBaseOperator):
     def _files_written(self) -> list[str]:
         return [item["file_id"] for item in self._upload_files]
 
+    def check_rendered(self) -> None:
+        super().check_rendered()
+        for key, source in (self.uploads or {}).items():
+            _check_source(f"uploads[{key!r}]", source)
+        for key, destination in (self.downloads or {}).items():
+            check_location(f"downloads[{key!r}]", destination, writable=True)
+
     async def aresolve(self, client: AnaplanClient, context: Context) -> None:
         await super().aresolve(client, context)
         loc = self.loc
         self._upload_files, self._download_exports, self._upload_results = [], [], []
         for key in self.uploads or {}:
-            found = await client.find_file(loc.model_id, key, loc.workspace_id)
+            with naming("uploads"):
+                found = await client.find_file(loc.model_id, key, loc.workspace_id)
             if found.id.startswith("116"):
                 raise InvalidInputError(f"uploads: {key!r} is an export's file; upload to an import's file (113…)")
             if any(item["file_id"] == found.id for item in self._upload_files):
                 raise InvalidInputError(f"uploads: file {found.id} ({found.name}) is named twice")
             self._upload_files.append({"key": key, "file_id": found.id, "name": found.name})
         for key in self.downloads or {}:
-            export = await client.find_export(loc.model_id, key, loc.workspace_id)
+            with naming("downloads"):
+                export = await client.find_export(loc.model_id, key, loc.workspace_id)
             self._download_exports.append({"key": key, "export_id": export.id, "name": export.name})
 
     async def astart(self, client: AnaplanClient, context: Context) -> str:
         uploads = self.uploads or {}
         for item in self._upload_files:
-            result = await self._aupload(client, item["file_id"], item["name"], uploads[item["key"]])
+            key = item["key"]
+            result = await self._aupload(client, item["file_id"], item["name"], uploads[key], f"uploads[{key!r}]")
             self._upload_results.append(result)
         return await super().astart(client, context)
 
@@ -676,17 +751,18 @@ class AnaplanRunProcessOperator(_AnaplanFilesMixin, AnaplanBaseOperator):
         destinations = self.downloads or {}
         downloads = []
         for item in self._download_exports:
-            written = await adownload_to(
-                client,
-                loc.model_id,
-                item["export_id"],
-                destinations[item["key"]],
-                workspace_id=loc.workspace_id,
-                default_name=item["name"] or f"{item['export_id']}.csv",
-                count_rows=self.count_rows,
-                header_rows=self.header_rows,
-                logger=self.log,
-            )
+            with naming(f"downloads[{item['key']!r}]"):
+                written = await adownload_to(
+                    client,
+                    loc.model_id,
+                    item["export_id"],
+                    destinations[item["key"]],
+                    workspace_id=loc.workspace_id,
+                    default_name=item["name"] or f"{item['export_id']}.csv",
+                    count_rows=self.count_rows,
+                    header_rows=self.header_rows,
+                    logger=self.log,
+                )
             rows = f", {written.rows} row(s)" if written.rows is not None else ""
             self.log.info("Downloaded %s (%s%s) to %s", item["name"], format_bytes(written.bytes), rows, written.path)
             downloads.append(

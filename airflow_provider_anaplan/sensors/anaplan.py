@@ -25,16 +25,22 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from ..client.ids import ObjectKind
-from ..exceptions import AnaplanError, TaskCancelledError, TaskFailedError
+from ..client.ids import ObjectKind, is_hex_id
+from ..exceptions import AnaplanError, InvalidInputError, TaskCancelledError, TaskFailedError
 from ..hooks.anaplan import AnaplanHook
 from ..links import AnaplanModelLink
 from ..operators._base import (
     DEFER_TIMEOUT_MARGIN,
     Location,
+    _seconds,
+    alocate,
     check_fail_on,
+    check_flag,
+    check_ref,
+    naming,
     outcome_summary,
     policy_failure,
+    run_hook,
     validate_event,
 )
 from ..triggers.anaplan import TASK_EVENT_STATUSES, AnaplanTaskTrigger, TaskTiming
@@ -90,6 +96,10 @@ class AnaplanTaskStatusSensor(BaseSensorOperator):
         poke_interval: float | timedelta = 5.0,
         **kwargs: Any,
     ) -> None:
+        # Checked before BaseSensorOperator does, so that the error is ours (and names the fix).
+        _seconds(poke_interval, "poke_interval")
+        if kwargs.get("timeout") is not None:
+            _seconds(kwargs["timeout"], "timeout", zero=True)
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.action = action
         self.anaplan_task_id = anaplan_task_id
@@ -97,7 +107,7 @@ class AnaplanTaskStatusSensor(BaseSensorOperator):
         self.workspace_id = workspace_id
         self.model_id = model_id
         self.fail_on = check_fail_on(fail_on)
-        self.deferrable = bool(deferrable)
+        self.deferrable = check_flag("deferrable", deferrable)
         self._loc: Location | None = None
         self._watched: str | None = None
         self._linked = False
@@ -107,18 +117,44 @@ class AnaplanTaskStatusSensor(BaseSensorOperator):
         return AnaplanHook(self.anaplan_conn_id)
 
     # ------------------------------------------------------------------------------------------ resolving
+    def check_rendered(self) -> None:
+        """The parameters as rendered, before any call: an ``InvalidInputError`` names the one at fault."""
+        check_ref("anaplan_conn_id", self.anaplan_conn_id, "the id of an 'anaplan' connection")
+        check_ref("workspace_id", self.workspace_id, "a workspace id or name", optional=True)
+        check_ref("model_id", self.model_id, "a model id or name", optional=True)
+        check_ref("action", self.action, "the id or name of an import, export, process or action")
+        task_id = self.anaplan_task_id
+        if task_id is None or (isinstance(task_id, str) and not task_id.strip()):
+            return  # the action's newest task
+        if isinstance(task_id, str) and task_id.strip() == "None":
+            raise InvalidInputError(
+                "anaplan_task_id rendered to 'None': the XCom it pulls holds no task id. Check the task_ids and key "
+                "of the xcom_pull (the operators push key 'anaplan_task_id'), or leave anaplan_task_id unset to "
+                "watch the action's newest task."
+            )
+        if not is_hex_id(str(task_id).strip()):
+            raise InvalidInputError(
+                f"anaplan_task_id must be an Anaplan task id (32 hex characters), got {task_id!r}; e.g. "
+                "\"{{ ti.xcom_pull(task_ids='load', key='anaplan_task_id') }}\", or None for the action's newest task"
+            )
+
+    def _run(self, fn: Any) -> Any:
+        return run_hook(self, fn)
+
     def _resolve(self, context: Context) -> bool:
         """Resolve the action (and the task, when none is given); False while the action has no task yet."""
         if self._loc is None:
+            self.check_rendered()
 
             async def resolve(client: AnaplanClient) -> Location:
-                workspace_id, model_id = await self.hook.aresolve_location(client, self.workspace_id, self.model_id)
-                ref = await client.resolve_action(
-                    model_id, self.action, workspace_id=workspace_id, allowed=_KINDS, call=type(self).__name__
-                )
+                workspace_id, model_id = await alocate(self.hook, client, self.workspace_id, self.model_id)
+                with naming("action"):
+                    ref = await client.resolve_action(
+                        model_id, self.action, workspace_id=workspace_id, allowed=_KINDS, call=type(self).__name__
+                    )
                 return Location(model_id, ref.action_id, workspace_id, ref.name)
 
-            self._loc = self.hook.run(resolve)
+            self._loc = self._run(resolve)
         if not self._linked:  # the "Anaplan model" extra link (best effort)
             AnaplanModelLink.persist(context, workspace_id=self._loc.workspace_id, model_id=self._loc.model_id)
             self._linked = True
@@ -127,7 +163,7 @@ class AnaplanTaskStatusSensor(BaseSensorOperator):
                 self._watched = str(self.anaplan_task_id).strip()
             else:
                 loc = self._loc
-                tasks = self.hook.run(
+                tasks = self._run(
                     lambda client: client.list_tasks(loc.model_id, loc.action_id, workspace_id=loc.workspace_id)
                 )
                 if not tasks:
@@ -141,7 +177,7 @@ class AnaplanTaskStatusSensor(BaseSensorOperator):
     def _outcome(self) -> TaskOutcome:
         loc, task_id = self._loc, self._watched
         assert loc is not None and task_id is not None
-        return self.hook.run(
+        return self._run(
             lambda client: client.get_task_outcome(loc.model_id, loc.action_id, task_id, workspace_id=loc.workspace_id)
         )
 
