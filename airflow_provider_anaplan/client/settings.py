@@ -141,7 +141,8 @@ def shared_ssl_context(verify: bool) -> ssl.SSLContext:
     """The process-wide SSLContext httpx would build for ``verify=True``/``False``, built once and reused.
 
     httpx builds a new context for every client it creates, and for ``verify=True`` that loads the whole CA bundle
-    (30 to 40 ms, on the event loop). A context is safe to share between clients, threads and event loops. Built as
+    (30 to 40 ms, on the event loop; the transport builds this one in a worker thread before an event loop's first
+    request). A context is safe to share between clients, threads and event loops. Built as
     httpx 0.28 builds it: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when set (read each time, so a change is honoured),
     else certifi's bundle; ``False`` turns verification off.
     """
