@@ -93,8 +93,10 @@ def _kind(value: ObjectKind | str | None) -> ObjectKind | None:
     return kind
 
 
-def _mapping_parameters(value: Any) -> list[dict[str, str]]:
-    """``mappingParameters`` from ``{"Version": "Actual"}``, pairs, or ``[{"entityType", "entityName"}]``."""
+def mapping_parameters_body(value: Any) -> list[dict[str, str]]:
+    """``mappingParameters`` from ``{"Version": "Actual"}``, pairs, or ``[{"entityType", "entityName"}]``.
+
+    Raises ``InvalidInputError`` for anything else; the operators call it to check a rendered value before a run."""
     if value is None:
         return []
     items: Iterable[Any] = value.items() if isinstance(value, Mapping) else value
@@ -218,7 +220,7 @@ class TasksAPI(FilesAPI):
         :class:`TaskCancelledError`, and no verdict within ``timeout`` seconds :class:`AnaplanTimeoutError` (after
         cancelling the task, with ``cancel_on_timeout``). Without ``wait`` the outcome is RUNNING, with the task id.
         """
-        mapping = _mapping_parameters(mapping_parameters)
+        mapping = mapping_parameters_body(mapping_parameters)
         _check_wait(poll_interval, timeout)
         ref = await self.resolve_action(model, action, workspace_id=workspace_id, kind=kind)
         return await self._run(
@@ -505,7 +507,7 @@ class TasksAPI(FilesAPI):
 
         The verdict and errors are those of :meth:`run_action`; fetch rejected rows with :meth:`get_failure_dump`.
         """
-        mapping = _mapping_parameters(mapping_parameters)
+        mapping = mapping_parameters_body(mapping_parameters)
         _check_wait(poll_interval, timeout)
         ref = await self.resolve_action(
             model, import_, workspace_id=workspace_id, allowed=(ObjectKind.IMPORT,), call="upload_and_import"
@@ -715,4 +717,5 @@ __all__ = [
     "ActionRef",
     "OutcomeStatus",
     "TasksAPI",
+    "mapping_parameters_body",
 ]

@@ -68,7 +68,7 @@ from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseOp
 from ..client import errors as client_errors
 from ..client.ids import ObjectKind
 from ..client.task_models import OutcomeStatus, TaskState
-from ..client.tasks import _mapping_parameters
+from ..client.tasks import mapping_parameters_body
 from ..exceptions import (
     AnaplanError,
     AnaplanTimeoutError,
@@ -263,7 +263,7 @@ def check_mapping_parameters(value: Any) -> None:
             "render_template_as_native_obj=True on the DAG to keep a rendered dict a dict."
         )
     try:
-        _mapping_parameters(value)
+        mapping_parameters_body(value)
     except client_errors.InvalidInputError as exc:
         raise InvalidInputError(f"mapping_parameters: {exc.message}") from None
 
