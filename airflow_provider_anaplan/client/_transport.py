@@ -52,6 +52,9 @@ log = logging.getLogger("airflow_provider_anaplan.client")
 USER_AGENT = "airflow-provider-anaplan"
 PAGE_LIMIT = 5000  # the most items Anaplan returns in one page
 PAGE_CONCURRENCY = 4  # pages fetched at once once the first page gives totalSize
+# Items of a page handed over between two turns of the event loop: a caller parsing each one (a page holds up to 5000)
+# would otherwise keep the loop, and every trigger on it, waiting for the whole page (45 to 114 ms).
+YIELD_EVERY = 250
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 
 
@@ -552,7 +555,9 @@ class Transport:
             return items, page_size, total if isinstance(total, int) and not isinstance(total, bool) else None
 
         items, stride, total = await fetch(0)
-        for item in items:
+        for index, item in enumerate(items):
+            if index and not index % YIELD_EVERY:  # a caller parsing each item keeps the loop otherwise
+                await asyncio.sleep(0)
             yield item
         if stride is None or total is None:
             return
@@ -565,7 +570,9 @@ class Transport:
                     ahead += stride
                 at, task = window.popleft()
                 items, page_size, page_total = await task
-                for item in items:
+                for index, item in enumerate(items):
+                    if index and not index % YIELD_EVERY:
+                        await asyncio.sleep(0)
                     yield item
                 if page_size is None or page_total is None:
                     return

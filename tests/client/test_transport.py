@@ -28,7 +28,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from airflow_provider_anaplan.client import settings as settings_module
 from airflow_provider_anaplan.client._transport import (
+    YIELD_EVERY,
     RetryClass,
     Transport,
     anaplan_message,
@@ -55,6 +57,7 @@ from airflow_provider_anaplan.client.settings import ClientSettings
 from airflow_provider_anaplan.emulator import DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD, EmulatorApp
 from airflow_provider_anaplan.emulator._asgi import Request, Response, json_response
 from airflow_provider_anaplan.emulator.auth import require_user
+from tests.emulator.conftest import LiveServer
 
 from .conftest import BASE, FAST_RETRIES, FakeClock, RecordingSleep, make_settings
 
@@ -873,7 +876,6 @@ async def test_request_bytes_retries_a_body_cut_short_and_maps_errors() -> None:
 
 
 def test_one_ssl_context_per_process_is_shared_by_the_clients_of_every_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_anaplan.client import settings as settings_module
 
     made: list[Any] = []
     real = ssl.create_default_context
@@ -902,6 +904,48 @@ def test_one_ssl_context_per_process_is_shared_by_the_clients_of_every_loop(monk
     unverified = settings_module.shared_ssl_context(False)
     assert unverified.verify_mode == ssl.CERT_NONE and not unverified.check_hostname
     assert settings_module.shared_ssl_context(False) is unverified
+
+
+@pytest.mark.asyncio
+async def test_the_ca_bundle_is_loaded_off_the_event_loop_before_the_first_request(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ssl.create_default_context
+    threads: list[threading.Thread] = []
+
+    def recording(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", recording)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setattr(settings_module, "_SHARED_CONTEXTS", {})
+    auth = BasicAuth(DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD)
+    async with Transport(ClientSettings(base_url=live_server.url), auth) as transport:
+        assert (await transport.get_json("workspaces"))["workspaces"]
+    assert len(threads) == 1 and threads[0] is not threading.current_thread()  # a worker thread, not the loop's
+
+
+@pytest.mark.asyncio
+async def test_a_long_page_is_handed_over_in_slices_so_the_event_loop_keeps_running() -> None:
+    listing = PagedList(total=1000, page=1000, delay=0)  # one page of 1000 items, fetched in one request
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    seen: list[int] = []
+    async with Transport(mock_settings(listing), StaticTokenAuth("a-static-token")) as t:
+        async for _item in t.paginate("things", "items"):
+            seen.append(turns)  # a caller doing work per item without awaiting, as a parser does
+    counter.cancel()
+    assert len(seen) == 1000 and listing.offsets == [0]
+    assert len(set(seen)) == 1000 // YIELD_EVERY  # the loop ran between slices of the page, not only after it
 
 
 class PagedList:
