@@ -45,7 +45,10 @@ pytestmark = pytest.mark.slow
 
 DAG_ID = "anaplan_mapped_imports"
 IMPORTS = {"112000000002", "112000000001", "112000000003"}
-TASK_DURATION = 4.0  # seconds per import; the three queue on the model, so the triggers wait about 4, 8 and 12 s
+# Seconds per import; the three queue on the model, so the triggers wait about 8, 16 and 24 s. Not shorter: Airflow
+# 3.3.2's scheduler fails a resumed task when it drains the worker's defer-exit event only after the trigger fired and
+# the task was queued again (apache/airflow#67287, fixed on main by #68741); at 4 s a loaded machine lost that race.
+TASK_DURATION = 8.0
 HEALTH_THRESHOLD = 4  # [triggerer] triggerer_health_check_threshold: when a silent triggerer counts as dead
 TRIGGER_CLASSPATH = "airflow_provider_anaplan.triggers.anaplan.AnaplanTaskTrigger"
 BIN = Path(sys.executable).parent
