@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import importlib
 import json
+import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import fsspec
 import pytest
+from airflow.sdk import ObjectStoragePath
+from airflow.sdk.io import attach
 
 from airflow_provider_anaplan.client import token_cache
 from airflow_provider_anaplan.emulator import DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD, EmulatorApp, create_app
@@ -232,3 +238,39 @@ EMPLOYEES_WITH_REJECTS = (
 )
 EMPLOYEES_WITH_BLANK = "Code,Name,Parent,Start Date,Salary\nE103,Grace Hopper,North,2024-01-01,95000\n,,,,\n"
 EMPLOYEES_ALL_REJECTED = "Code,Name,Parent,Start Date,Salary\nE104,Edsger Dijkstra,Atlantis,2024-01-01,1\n"
+
+
+@pytest.fixture(scope="module")
+def finalize_earlier_garbage() -> None:
+    """Finalize what earlier test modules left for the garbage collector before a module's tests run.
+
+    ``dag.test()`` in ``test_run_action.py`` runs triggers under throw-away event loops whose shared HTTP clients stay
+    open (as a real triggerer's must); their sockets are finalized whenever a full collection happens, and pytest would
+    blame the ResourceWarning on whichever later test is running. Only ResourceWarnings are dropped here.
+    """
+    original = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, ResourceWarning):
+            original(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = original
+
+
+@pytest.fixture(scope="module")
+def memory_store() -> None:
+    """fsspec's in-memory filesystem under the ``memory://`` scheme of ``ObjectStoragePath``."""
+    attach("memory", fs=fsspec.filesystem("memory"))
+
+
+@pytest.fixture
+def memory_root(memory_store: None) -> Iterator[ObjectStoragePath]:
+    """A fresh ``memory://`` directory for one test, removed afterwards."""
+    root = ObjectStoragePath(f"memory://anaplan-operator-tests/{uuid.uuid4().hex}/")
+    root.mkdir(parents=True, exist_ok=True)
+    yield root
+    root.fs.rm(root.path, recursive=True)

@@ -4,16 +4,13 @@ both modes, idempotent retries and clear failures."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow.sdk import ObjectStoragePath
-from airflow.sdk.io import attach
 
 from airflow_provider_anaplan.emulator import DEFAULT_USER_PASSWORD, EmulatorApp
 from airflow_provider_anaplan.emulator.alm_state import (
@@ -58,19 +55,6 @@ def alm(emulator: EmulatorApp) -> AlmState:
     state.options.report_duration = 0.02
     state.copy_model(SALES_FORECAST_DEV, "Sales Forecast TEST", model_id=TEST_MODEL, revision_id=REVISION_REGIONS)
     return state
-
-
-@pytest.fixture(scope="module")
-def memory_store() -> None:
-    attach("memory", fs=fsspec.filesystem("memory"))
-
-
-@pytest.fixture
-def memory_root(memory_store: None) -> Iterator[ObjectStoragePath]:
-    root = ObjectStoragePath(f"memory://anaplan-alm-tests/{uuid.uuid4().hex}/")
-    root.mkdir(parents=True, exist_ok=True)
-    yield root
-    root.fs.rm(root.path, recursive=True)
 
 
 def op(**kwargs: Any) -> AnaplanALMSyncOperator:

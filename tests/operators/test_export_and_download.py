@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import fsspec
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow.sdk import Asset, ObjectStoragePath
-from airflow.sdk.io import attach
 
 from airflow_provider_anaplan.assets import anaplan_file_uri
 from airflow_provider_anaplan.emulator import DEFAULT_USER_PASSWORD, EmulatorApp
@@ -46,19 +42,6 @@ def op(**kwargs):
 
 def data_rows(text: str) -> int:
     return len(list(csv.reader(io.StringIO(text)))) - 1
-
-
-@pytest.fixture(scope="module")
-def memory_store() -> None:
-    attach("memory", fs=fsspec.filesystem("memory"))
-
-
-@pytest.fixture
-def memory_root(memory_store: None) -> Iterator[ObjectStoragePath]:
-    root = ObjectStoragePath(f"memory://anaplan-export-tests/{uuid.uuid4().hex}/")
-    root.mkdir(parents=True, exist_ok=True)
-    yield root
-    root.fs.rm(root.path, recursive=True)
 
 
 def test_worker_mode_by_name_into_a_local_directory(tmp_path: Path) -> None:

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import gc
-import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import fsspec
 import pytest
 from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 from airflow.sdk.execution_time.context import OutletEventAccessors
-from airflow.sdk.io import attach
 
 from airflow_provider_anaplan.assets import anaplan_file_uri
 from airflow_provider_anaplan.emulator import EmulatorApp
@@ -35,7 +28,7 @@ from .conftest import (
     tasks_of,
 )
 
-pytestmark = pytest.mark.usefixtures("anaplan_conn")
+pytestmark = pytest.mark.usefixtures("anaplan_conn", "finalize_earlier_garbage")
 
 GOOD_EMPLOYEES = "Code,Name,Parent,Start Date,Salary\nE301,Frances Allen,North,2024-01-01,110000\n"
 SALES_REPORT = "116000000000"
@@ -46,40 +39,6 @@ def op(**kwargs):
     kwargs.setdefault("poll_interval", POLL)
     kwargs.setdefault("process", "Nightly Load")
     return AnaplanRunProcessOperator(**kwargs)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _finalize_earlier_garbage() -> None:
-    """Finalize what earlier test modules left for the garbage collector before these tests run.
-
-    ``dag.test()`` in ``test_run_action.py`` runs triggers under throw-away event loops whose shared HTTP clients stay
-    open (as a real triggerer's must); their sockets are finalized whenever a full collection happens, and pytest would
-    blame the ResourceWarning on whichever later test is running. Only ResourceWarnings are dropped here.
-    """
-    original = sys.unraisablehook
-
-    def hook(unraisable: Any) -> None:
-        if not isinstance(unraisable.exc_value, ResourceWarning):
-            original(unraisable)
-
-    sys.unraisablehook = hook
-    try:
-        gc.collect()
-    finally:
-        sys.unraisablehook = original
-
-
-@pytest.fixture(scope="module")
-def memory_store() -> None:
-    attach("memory", fs=fsspec.filesystem("memory"))
-
-
-@pytest.fixture
-def memory_root(memory_store: None) -> Iterator[ObjectStoragePath]:
-    root = ObjectStoragePath(f"memory://anaplan-process-tests/{uuid.uuid4().hex}/")
-    root.mkdir(parents=True, exist_ok=True)
-    yield root
-    root.fs.rm(root.path, recursive=True)
 
 
 def test_worker_mode_uploads_runs_and_downloads(emulator: EmulatorApp, tmp_path: Path) -> None:
