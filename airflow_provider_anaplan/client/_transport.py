@@ -554,33 +554,30 @@ class Transport:
                 return items, None, None
             return items, page_size, total if isinstance(total, int) and not isinstance(total, bool) else None
 
-        items, stride, total = await fetch(0)
-        for index, item in enumerate(items):
-            if index and not index % YIELD_EVERY:  # a caller parsing each item keeps the loop otherwise
-                await asyncio.sleep(0)
-            yield item
-        if stride is None or total is None:
-            return
-        offset = ahead = stride  # the next offset to yield from; the next offset to fetch
         window: deque[tuple[int, asyncio.Task[tuple[list[Any], int | None, int | None]]]] = deque()
+        window.append((0, asyncio.ensure_future(fetch(0))))
+        stride: int | None = None  # the page size pages are fetched ahead at, once the first page gave it
+        ahead = 0  # the next offset to fetch
         try:
-            while offset < total:
-                while len(window) < max(1, concurrency) and ahead < total:
-                    window.append((ahead, asyncio.ensure_future(fetch(ahead))))
-                    ahead += stride
+            while window:
                 at, task = window.popleft()
-                items, page_size, page_total = await task
+                items, page_size, total = await task
                 for index, item in enumerate(items):
-                    if index and not index % YIELD_EVERY:
+                    if index and not index % YIELD_EVERY:  # a caller parsing each item keeps the loop otherwise
                         await asyncio.sleep(0)
                     yield item
-                if page_size is None or page_total is None:
+                if page_size is None or total is None:
                     return
-                offset, total = at + page_size, page_total
-                if page_size != stride and offset < total:  # the server changed its page size: refetch from here
+                offset = at + page_size  # the next offset to yield from
+                if offset >= total:
+                    return
+                if page_size != stride:  # the first page, or the server changed its page size: fetch from here
                     await _cancel_all(task for _, task in window)
                     window.clear()
                     stride, ahead = page_size, offset
+                while len(window) < max(1, concurrency) and ahead < total:
+                    window.append((ahead, asyncio.ensure_future(fetch(ahead))))
+                    ahead += page_size  # the stride, from here on
         finally:
             await _cancel_all(task for _, task in window)
 

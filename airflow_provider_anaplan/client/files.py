@@ -463,9 +463,8 @@ class _ChunkBuffers:
                 return buffer
         return new_buffer(size)
 
-    def give(self, buffer: bytearray | bytes) -> None:
-        if isinstance(buffer, bytearray):
-            self._spare.append(buffer)
+    def give(self, buffer: bytearray) -> None:
+        self._spare.append(buffer)
 
 
 # ---------------------------------------------------------------------------------------------------- the API
