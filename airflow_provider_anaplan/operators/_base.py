@@ -208,7 +208,7 @@ def validate_event(event: Any, statuses: frozenset[str], expected_task_id: str |
     return dict(event)
 
 
-def _seconds(value: float | timedelta | None, name: str, *, zero: bool = False) -> float | None:
+def check_seconds(value: float | timedelta | None, name: str, *, zero: bool = False) -> float | None:
     """Seconds from a number or a ``timedelta`` (> 0; >= 0 with ``zero``); None stays None."""
     if value is None:
         return None
@@ -379,8 +379,8 @@ class AnaplanBaseOperator(ResumableJobMixin, BaseOperator):
         self.workspace_id = workspace_id
         self.model_id = model_id
         self.deferrable = check_flag("deferrable", deferrable)
-        self.poll_interval = _seconds(poll_interval, "poll_interval")
-        self.timeout = _seconds(timeout, "timeout")
+        self.poll_interval = check_seconds(poll_interval, "poll_interval")
+        self.timeout = check_seconds(timeout, "timeout")
         self.fail_on = check_fail_on(fail_on)
         if dump_to is not None:
             check_location("dump_to", dump_to)
@@ -817,6 +817,7 @@ __all__ = [
     "check_flag",
     "check_mapping_parameters",
     "check_ref",
+    "check_seconds",
     "naming",
     "outcome_summary",
     "policy_failure",

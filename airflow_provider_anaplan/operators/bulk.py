@@ -34,7 +34,7 @@ from ..assets import anaplan_file_asset
 from ..client.files import DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MAX_CHUNK_SIZE
 from ..client.ids import ObjectKind
 from ..exceptions import InvalidInputError
-from ._base import AnaplanBaseOperator, _seconds, check_flag, check_ref, naming
+from ._base import AnaplanBaseOperator, check_flag, check_ref, check_seconds, naming
 from ._guard import guard_files
 from ._io import adownload_to, aopen_source, check_location, format_bytes, write_stream
 
@@ -97,7 +97,7 @@ def _check_transfer(operator: Any, *, chunk_size: Any, compress: Any, concurrenc
 
 
 def _check_guard_timeout(value: Any) -> float | None:
-    return _seconds(value, "guard_timeout", zero=True)
+    return check_seconds(value, "guard_timeout", zero=True)
 
 
 def _check_source(field: str, value: Any) -> None:

@@ -32,11 +32,11 @@ from ..links import AnaplanModelLink
 from ..operators._base import (
     DEFER_TIMEOUT_MARGIN,
     Location,
-    _seconds,
     alocate,
     check_fail_on,
     check_flag,
     check_ref,
+    check_seconds,
     naming,
     outcome_summary,
     policy_failure,
@@ -97,9 +97,9 @@ class AnaplanTaskStatusSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         # Checked before BaseSensorOperator does, so that the error is ours (and names the fix).
-        _seconds(poke_interval, "poke_interval")
+        check_seconds(poke_interval, "poke_interval")
         if kwargs.get("timeout") is not None:
-            _seconds(kwargs["timeout"], "timeout", zero=True)
+            check_seconds(kwargs["timeout"], "timeout", zero=True)
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.action = action
         self.anaplan_task_id = anaplan_task_id
