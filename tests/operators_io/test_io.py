@@ -9,7 +9,6 @@ import csv
 import io
 import logging
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import httpx
 import pytest
 import pytest_asyncio
 from airflow.sdk import ObjectStoragePath
-from airflow.sdk.io import attach
 
 from airflow_provider_anaplan.client import AnaplanClient, BasicAuth, ClientSettings, OutcomeStatus, token_cache
 from airflow_provider_anaplan.client.errors import TaskFailedError
@@ -42,7 +40,7 @@ from airflow_provider_anaplan.operators._io import (
     write_stream,
 )
 from tests.client.conftest import BASE, FAST_RETRIES
-from tests.client.test_files import MODEL, SALES_FILE, WORKSPACE, Recorder, TickingSleep, with_bulk_routes
+from tests.client.test_files import MODEL, SALES_FILE, WORKSPACE, Recorder, TickingSleep
 from tests.client.test_tasks import (
     EMPLOYEES_FILE,
     EMPLOYEES_IMPORT,
@@ -71,45 +69,11 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def app(clock: FakeClock) -> EmulatorApp:
-    return with_bulk_routes(create_app(clock=clock))
-
-
-@pytest.fixture
-def engine(app: EmulatorApp) -> Engine:
-    return engine_for(app.state)
-
-
-@pytest.fixture
-def ticking(clock: FakeClock) -> TickingSleep:
-    return TickingSleep(clock)
-
-
-@pytest.fixture
-def recorder(app: EmulatorApp) -> Recorder:
-    return Recorder(httpx.ASGITransport(app=app))
-
-
 @pytest_asyncio.fixture
 async def client(recorder: Recorder, clock: FakeClock, ticking: TickingSleep) -> AsyncIterator[AnaplanClient]:
     settings = ClientSettings(base_url=BASE, transport=recorder, clock=clock, sleep=ticking, **FAST_RETRIES)
     async with AnaplanClient(BasicAuth(DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD), settings=settings) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def memory_store() -> None:
-    """Airflow knows no ``memory://`` filesystem by default: attach fsspec's in-memory one (as a DAG author may)."""
-    attach("memory", fs=fsspec.filesystem("memory"))
-
-
-@pytest.fixture
-def memory_root(memory_store: None) -> Iterator[ObjectStoragePath]:
-    root = ObjectStoragePath(f"memory://anaplan-tests/{uuid.uuid4().hex}/")
-    root.mkdir(parents=True, exist_ok=True)
-    yield root
-    root.fs.rm(root.path, recursive=True)
 
 
 @pytest.fixture(params=["local", "file", "memory"])
